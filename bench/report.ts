@@ -1,0 +1,353 @@
+// Turns run records into medians with min–max, checks the performance bars of issue 3, and renders
+// the Markdown tables (stdout and docs/performance.md) and the JSON result file.
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { MachineInfo, Versions } from './machine.ts';
+import type { BenchOptions } from './options.ts';
+import type { RunRecord } from './runner.ts';
+import type { PhaseSetup } from './scenarios/types.ts';
+import type { ServerId } from './servers/types.ts';
+import { median, round } from './stats.ts';
+import { SCENARIOS } from './scenarios/index.ts';
+import { HERD_ORIGIN_DELAY_MS } from './scenarios/herd.ts';
+
+export interface Stat {
+  readonly median: number;
+  readonly min: number;
+  readonly max: number;
+}
+
+export interface Summary {
+  readonly scenario: string;
+  readonly server: ServerId;
+  /** Runs that count (discarded ones excluded). */
+  readonly runs: number;
+  readonly discarded: number;
+  readonly noisy: number;
+  readonly failed: number;
+  readonly otherCpuPct: number;
+  readonly serverCpuPct: number;
+  readonly metrics: Record<string, Stat>;
+  readonly notes: readonly string[];
+}
+
+export function summarise(records: readonly RunRecord[]): Summary[] {
+  const groups = new Map<string, RunRecord[]>();
+  for (const r of records) {
+    const key = `${r.scenario}\u0000${r.server}`;
+    const list = groups.get(key);
+    if (list) list.push(r);
+    else groups.set(key, [r]);
+  }
+  const out: Summary[] = [];
+  for (const list of groups.values()) {
+    const first = list[0];
+    if (!first) continue;
+    const kept = list.filter((r) => !r.discarded && r.error === undefined);
+    const metrics: Record<string, Stat> = {};
+    const names = new Set(kept.flatMap((r) => Object.keys(r.metrics)));
+    for (const name of names) {
+      const values = kept.map((r) => r.metrics[name]).filter((v): v is number => v !== undefined && !Number.isNaN(v));
+      if (values.length > 0) metrics[name] = { median: round(median(values)), min: Math.min(...values), max: Math.max(...values) };
+    }
+    out.push({
+      scenario: first.scenario,
+      server: first.server,
+      runs: kept.length,
+      discarded: list.filter((r) => r.discarded).length,
+      noisy: kept.filter((r) => r.noisy).length,
+      failed: list.filter((r) => r.error !== undefined).length,
+      otherCpuPct: round(median(kept.flatMap((r) => (r.cpu ? [r.cpu.otherPct] : []))), 1),
+      serverCpuPct: round(median(kept.flatMap((r) => (r.cpu ? [r.cpu.serverPct] : []))), 0),
+      metrics,
+      notes: [...new Set(list.flatMap((r) => [...r.notes, ...(r.error ? [`failed: ${r.error.split('\n')[0] ?? ''}`] : [])]))],
+    });
+  }
+  return out;
+}
+
+function find(summaries: readonly Summary[], scenario: string, server: ServerId): Summary | undefined {
+  return summaries.find((s) => s.scenario === scenario && s.server === server);
+}
+
+function metric(summaries: readonly Summary[], scenario: string, server: ServerId, name: string): number | undefined {
+  return find(summaries, scenario, server)?.metrics[name]?.median;
+}
+
+// ---- bars ----------------------------------------------------------------------------------------
+
+export interface BarResult {
+  readonly bar: string;
+  readonly measured: string;
+  readonly target: string;
+  /** undefined: not measured in this run (a server or scenario was missing). */
+  readonly pass: boolean | undefined;
+}
+
+function ratioBar(s: readonly Summary[], scenario: string, vs: ServerId, min: number, label: string): BarResult {
+  const o = metric(s, scenario, 'outpost', 'rps');
+  const v = metric(s, scenario, vs, 'rps');
+  if (o === undefined || v === undefined || v === 0) return { bar: label, measured: 'not measured', target: `≥ ${min.toFixed(2)}`, pass: undefined };
+  const r = o / v;
+  return { bar: label, measured: `${r.toFixed(2)} (${fmtInt(o)} ÷ ${fmtInt(v)})`, target: `≥ ${min.toFixed(2)}`, pass: r >= min };
+}
+
+export function evaluateBars(s: readonly Summary[]): BarResult[] {
+  const bars = [
+    ratioBar(s, 'hit-1k-w1', 'nginx', 0.7, 'HIT 1 KB, 1 worker pinned: Outpost ÷ nginx'),
+    ratioBar(s, 'hit-16k-w1', 'nginx', 0.7, 'HIT 16 KB, 1 worker pinned: Outpost ÷ nginx'),
+    ratioBar(s, 'hit-1k-w1', 'varnish', 1.0, 'HIT 1 KB, 1 worker pinned: Outpost ÷ Varnish'),
+    ratioBar(s, 'hit-16k-w1', 'varnish', 1.0, 'HIT 16 KB, 1 worker pinned: Outpost ÷ Varnish'),
+    ratioBar(s, 'hit-256k-w1', 'nginx-nosendfile', 0.75, 'HIT 256 KB, 1 worker pinned: Outpost ÷ nginx (sendfile off)'),
+    ratioBar(s, 'hit-1k-w2', 'nginx', 0.75, 'HIT 1 KB, 2 workers: Outpost ÷ nginx'),
+  ];
+  const herdOrigin = metric(s, 'herd-w2', 'outpost', 'originRequests');
+  const herdMax = find(s, 'herd-w2', 'outpost')?.metrics['originRequests']?.max;
+  bars.push({
+    bar: 'Herd, 2 workers: Outpost origin requests',
+    measured: herdOrigin === undefined ? 'not measured' : herdMax !== undefined && herdMax !== herdOrigin ? `${herdOrigin} (max ${herdMax})` : String(herdOrigin),
+    target: '= 1',
+    pass: herdOrigin === undefined ? undefined : herdMax === 1 && herdOrigin === 1,
+  });
+  const herdP99 = metric(s, 'herd-w2', 'outpost', 'p99Ms');
+  const limit = HERD_ORIGIN_DELAY_MS + 20;
+  bars.push({
+    bar: 'Herd, 2 workers: Outpost p99 per client',
+    measured: herdP99 === undefined ? 'not measured' : `${herdP99.toFixed(1)} ms`,
+    target: `≤ ${limit} ms`,
+    pass: herdP99 === undefined ? undefined : herdP99 <= limit,
+  });
+  const ltO = metric(s, 'longtail-w2', 'outpost', 'originRequests');
+  const ltV = metric(s, 'longtail-w2', 'varnish', 'originRequests');
+  bars.push({
+    bar: 'Long tail, 2 workers: origin requests, Outpost vs Varnish',
+    measured: ltO === undefined || ltV === undefined ? 'not measured' : `${ltO} vs ${ltV}`,
+    target: '≤ Varnish',
+    pass: ltO === undefined || ltV === undefined ? undefined : ltO <= ltV,
+  });
+  return bars;
+}
+
+// ---- Markdown ------------------------------------------------------------------------------------
+
+function fmtInt(x: number): string {
+  return Math.round(x).toLocaleString('en');
+}
+
+function fmtStat(st: Stat | undefined, f: (x: number) => string = fmtInt): string {
+  if (st === undefined) return '—';
+  return st.min === st.max ? f(st.median) : `${f(st.median)} (${f(st.min)}–${f(st.max)})`;
+}
+
+const ms = (x: number): string => x.toFixed(x < 10 ? 2 : 1);
+const mib = (x: number): string => x.toFixed(1);
+
+function ratio(s: readonly Summary[], scenario: string, vs: ServerId): string {
+  const o = metric(s, scenario, 'outpost', 'rps');
+  const v = metric(s, scenario, vs, 'rps');
+  return o === undefined || v === undefined || v === 0 ? '—' : (o / v).toFixed(2);
+}
+
+function table(head: readonly string[], rows: readonly (readonly string[])[]): string {
+  const line = (cells: readonly string[]): string => `| ${cells.join(' | ')} |`;
+  return [line(head), line(head.map(() => '---')), ...rows.map(line)].join('\n');
+}
+
+const SERVER_LABEL: Record<ServerId, string> = { outpost: 'Outpost', nginx: 'nginx', 'nginx-nosendfile': 'nginx (sendfile off)', varnish: 'Varnish' };
+
+function throughputSection(s: readonly Summary[], ids: readonly string[], title: string): string | undefined {
+  const present = ids.filter((id) => s.some((x) => x.scenario === id));
+  if (present.length === 0) return undefined;
+  const servers: ServerId[] = ['outpost', 'nginx', 'nginx-nosendfile', 'varnish'];
+  const cols = servers.filter((srv) => present.some((id) => find(s, id, srv)));
+  const hasNoSf = cols.includes('nginx-nosendfile');
+  const head = ['', ...cols.map((c) => `${SERVER_LABEL[c]} req/s`), 'Outpost ÷ nginx', ...(hasNoSf ? ['Outpost ÷ nginx (sendfile off)'] : []), 'Outpost ÷ Varnish'];
+  const title0 = (id: string): string => SCENARIOS.find((x) => x.id === id)?.title ?? id;
+  const rows = present.map((id) => [
+    title0(id),
+    ...cols.map((c) => fmtStat(find(s, id, c)?.metrics['rps'])),
+    ratio(s, id, 'nginx'),
+    ...(hasNoSf ? [ratio(s, id, 'nginx-nosendfile')] : []),
+    ratio(s, id, 'varnish'),
+  ]);
+  const latHead = ['p50 / p99 (ms)', ...cols.map((c) => SERVER_LABEL[c])];
+  const latRows = present.map((id) => [
+    title0(id),
+    ...cols.map((c) => {
+      const m = find(s, id, c)?.metrics;
+      return m?.['p50Ms'] && m['p99Ms'] ? `${ms(m['p50Ms'].median)} / ${ms(m['p99Ms'].median)}` : '—';
+    }),
+  ]);
+  return `### ${title}\n\n${table(head, rows)}\n\n${table(latHead, latRows)}`;
+}
+
+function perServer(s: readonly Summary[], scenario: string): Summary[] {
+  const order: ServerId[] = ['outpost', 'nginx', 'nginx-nosendfile', 'varnish'];
+  return order.flatMap((id) => {
+    const x = find(s, scenario, id);
+    return x ? [x] : [];
+  });
+}
+
+export interface BenchResult {
+  readonly startedAt: string;
+  readonly finishedAt: string;
+  readonly elapsedS: number;
+  readonly options: BenchOptions;
+  readonly machine: MachineInfo;
+  readonly versions: Versions;
+  readonly origin: string;
+  readonly phases: readonly PhaseSetup[];
+  readonly skipped: readonly string[];
+  readonly records: readonly RunRecord[];
+  readonly summaries: readonly Summary[];
+  readonly bars: readonly BarResult[];
+}
+
+export function markdownTables(r: BenchResult): string {
+  const s = r.summaries;
+  const w1 = r.phases.find((p) => p.id === 'w1');
+  const w2 = r.phases.find((p) => p.id === 'w2');
+  const parts: string[] = [];
+  const cell = (x: Summary, name: string, f: (v: number) => string = fmtInt): string => fmtStat(x.metrics[name], f);
+  parts.push(
+    `Run ${r.startedAt} (${r.elapsedS} s${r.options.quick ? ', --quick' : ''}): ${r.options.reps} repetition(s), median (min–max); ` +
+      `${r.machine.cpuCount} × ${r.machine.cpuModel}, Linux ${r.machine.kernel}; ` +
+      Object.entries(r.versions)
+        .map(([k, v]) => `${k} ${v}`)
+        .join(', ') +
+      `; origin ${r.origin}.`,
+  );
+  if (r.skipped.length > 0) parts.push(`Not measured: ${r.skipped.join('; ')}.`);
+  const hit1 = throughputSection(s, ['hit-1k-w1', 'hit-16k-w1', 'hit-256k-w1'], `Cache HIT — ${w1?.title ?? '1 worker'}`);
+  if (hit1) parts.push(hit1);
+  const hit2 = throughputSection(s, ['hit-1k-w2', 'hit-16k-w2', 'hit-256k-w2'], `Cache HIT — ${w2?.title ?? '2 workers'}`);
+  if (hit2) parts.push(hit2);
+  const pass = throughputSection(s, ['pass-w1'], `Pass-through (Cache-Control: no-store) — ${w1?.title ?? '1 worker'}`);
+  if (pass) parts.push(`${pass}\n\nEvery request reaches the origin (a single Node process), which bounds all three servers alike.`);
+  const herd = perServer(s, 'herd-w2');
+  if (herd.length > 0) {
+    parts.push(
+      `### Thundering herd — ${r.options.herdClients} clients at once, one cold key, ${HERD_ORIGIN_DELAY_MS} ms origin, 2 workers\n\n` +
+        table(
+          ['Server', 'Origin requests', 'p50 (ms)', 'p99 (ms)', 'max (ms)', 'Failed clients'],
+          herd.map((x) => [SERVER_LABEL[x.server], cell(x, 'originRequests'), cell(x, 'p50Ms', ms), cell(x, 'p99Ms', ms), cell(x, 'maxMs', ms), cell(x, 'errors')]),
+        ),
+    );
+  }
+  const lt = perServer(s, 'longtail-w2');
+  if (lt.length > 0) {
+    parts.push(
+      `### Long tail (seed 004) — 96 % to 5 items, 4 % over 200, max-age 10 s, 200 ms origin, ${r.options.longTailS} s, 2 workers\n\n` +
+        table(
+          ['Server', 'req/s', 'Origin requests', 'p50 (ms)', 'p99 (ms)', 'Errors'],
+          lt.map((x) => [SERVER_LABEL[x.server], cell(x, 'rps'), cell(x, 'originRequests'), cell(x, 'p50Ms', ms), cell(x, 'p99Ms', ms), cell(x, 'errors')]),
+        ),
+    );
+  }
+  const https = find(s, 'https-hit-1k-w1', 'outpost');
+  const h2 = find(s, 'h2-hit-1k-w1', 'outpost');
+  if (https || h2) {
+    const rows: string[][] = [];
+    if (https) rows.push(['HTTPS (HTTP/1.1, wrk)', cell(https, 'rps'), `p50 ${cell(https, 'p50Ms', ms)}, p99 ${cell(https, 'p99Ms', ms)}`]);
+    if (h2) rows.push(['h2 (h2load, 16 connections × 10 streams)', cell(h2, 'rps'), `mean ${cell(h2, 'meanMs', ms)} (h2load reports no percentiles)`]);
+    parts.push(`### Outpost over TLS — cache HIT 1 KB, ${w1?.title ?? '1 worker'}\n\n${table(['Protocol', 'req/s', 'Latency (ms)'], rows)}`);
+  }
+  const mem = perServer(s, 'memory-w1');
+  if (mem.length > 0) {
+    const both = (x: Summary, label: string): string => {
+      const t = x.metrics[`${label}TotalMiB`];
+      const w = x.metrics[`${label}WorkerMiB`];
+      return t && w ? `${mib(w.median)} / ${mib(t.median)}` : '—';
+    };
+    parts.push(
+      `### Memory — RSS in MiB, largest worker / all processes, 1 worker\n\n` +
+        table(
+          ['Server', 'Idle (after the runs above)', 'Under HIT 1 KB load (peak)', `${r.options.idleConnections.toLocaleString('en')} idle keep-alive connections`, 'Connections held'],
+          mem.map((x) => [SERVER_LABEL[x.server], both(x, 'idle'), both(x, 'load'), both(x, 'conns'), cell(x, 'idleConnections')]),
+        ) +
+        `\n\nnginx: master + worker (+ cache manager/loader); Varnish: manager + child (malloc storage 256 MB); Outpost: all its processes.`,
+    );
+  }
+  if (r.bars.length > 0) {
+    const mark = (p: boolean | undefined): string => (p === undefined ? 'n/a' : p ? 'PASS' : 'FAIL');
+    parts.push(`### Bars (issue 3)\n\n${table(['Bar', 'Measured', 'Target', 'Result'], r.bars.map((b) => [b.bar, b.measured, b.target, mark(b.pass)]))}`);
+  }
+  const kept = r.records.filter((x) => !x.discarded);
+  const discarded = r.records.length - kept.length;
+  const noisy = kept.filter((x) => x.noisy).length;
+  const failed = kept.filter((x) => x.error !== undefined).length;
+  const others = median(kept.flatMap((x) => (x.cpu ? [x.cpu.otherPct] : [])));
+  parts.push(
+    `Runs: ${kept.length} kept, ${discarded} discarded and repeated because other processes used more than ${r.options.maxOtherCpuPct} % of the machine, ` +
+      `${noisy} kept although noisy, ${failed} failed; median CPU of other processes during runs ${Number.isNaN(others) ? '–' : others.toFixed(1)} %.`,
+  );
+  const notes = s.filter((x) => x.notes.length > 0).map((x) => `- ${x.scenario} / ${SERVER_LABEL[x.server]}: ${x.notes.join('; ')}`);
+  if (notes.length > 0) parts.push(`Notes:\n\n${notes.join('\n')}`);
+  return parts.join('\n\n');
+}
+
+const DOC_HEAD = `# Performance
+
+Outpost is measured side by side with nginx (proxy_cache) and Varnish on the same machine, in the same
+run, with the same origin and the same load. This page holds the latest figures; every run also saves
+its raw data as JSON under \`bench/results/\`.
+
+## How to reproduce
+
+\`\`\`sh
+npm run bench             # full run: 3 interleaved repetitions, 10 s per throughput run (about 20 minutes)
+npm run bench -- --quick  # 1 repetition, 3 s runs: under 3 minutes
+npm run bench -- --dry-run --quick             # print the plan, measure nothing
+npm run bench -- --only hit-1k,herd --servers outpost,nginx
+\`\`\`
+
+The bench installs nginx, Varnish, wrk and h2load from Debian (\`apt-get install nginx varnish wrk
+nghttp2-client\`) when they are missing; what cannot be installed is skipped and said so. It starts its
+own instances with its own configs on free ports of 127.0.0.1 (never the system services) and stops
+them at the end.
+
+## Method
+
+- **One origin for all**: the demo origin (\`src/origin/main.ts\`) with latency simulation off;
+  \`/static/<size>\` objects with \`max-age=3600\`, \`?delay=\` and \`?cc=\` switches for the herd, long-tail and
+  pass-through cases.
+- **Same configuration intent**: nginx with \`proxy_cache\` (keys_zone), \`proxy_cache_lock on\`,
+  \`proxy_cache_use_stale updating\` + \`proxy_cache_background_update on\`, upstream keep-alive, no access
+  log, \`keepalive_requests\` 1,000,000; Varnish with \`-s malloc,256m\`, built-in VCL, one thread pool per
+  worker; Outpost with its RAM cache, the cache lock on, no disk tier, no access log. The same worker count
+  for all three.
+- **Placement**: with 1 worker the server is pinned to CPU 0 and wrk, the origin and the bench to CPU 1
+  (\`taskset\`); with 2 workers nothing is pinned.
+- **Warm-up**: two requests then a short wrk run per measured run, so every worker's cache, JIT and
+  connection pools are warm; the bench checks \`X-Cache-Status: HIT\` after it and counts origin requests
+  during the run (a warm cache causes none).
+- **Noise**: the machine is shared. The servers are interleaved run by run (the first server rotates
+  each repetition) and each figure is the median of the repetitions with min–max. During every run the
+  CPU used by processes other than the bench's is read from \`/proc/stat\` and \`/proc/<pid>/stat\`; a run
+  where it exceeded the threshold (\`--max-other-cpu\`, 15 % of the machine by default) is discarded and
+  repeated.
+- **Bounded**: every load has a fixed duration and a kill timeout; the herd and the idle connections have
+  deadlines.
+- **Loads**: wrk (HTTP/1.1 and HTTPS), h2load (h2; autocannon cannot speak h2), and two generators of the
+  bench's own on \`node:net\`: the herd (all connections opened first, then every request written in one
+  loop) and the idle keep-alive connections (each makes one request, then stays open).
+
+## Latest results
+
+`;
+
+export function performanceDoc(r: BenchResult): string {
+  return `${DOC_HEAD}${markdownTables(r)}\n`;
+}
+
+export function writeResults(r: BenchResult, root: string, docs: boolean): { json: string; doc?: string } {
+  const dir = join(root, 'bench/results');
+  mkdirSync(dir, { recursive: true });
+  const json = join(dir, `${r.startedAt.replaceAll(':', '-').replace(/\.\d+Z$/, 'Z')}.json`);
+  writeFileSync(json, `${JSON.stringify(r, null, 2)}\n`);
+  if (!docs) return { json };
+  const doc = join(root, 'docs/performance.md');
+  writeFileSync(doc, performanceDoc(r));
+  return { json, doc };
+}

@@ -1,0 +1,66 @@
+// Streaming an origin body to the client while it is written to the cache tiers. The fill goes on
+// when the client goes away, so the requests collapsed behind it still get the object.
+import { PassThrough, Transform, type Readable } from 'node:stream';
+import type { StoredMeta, WriteHandle } from './storage/tier.ts';
+
+export interface FillResult {
+  /** True when at least one tier committed the object. */
+  readonly stored: boolean;
+  readonly bytes: number;
+  readonly error?: Error;
+}
+
+function waitDrain(out: PassThrough): Promise<void> {
+  return new Promise((resolve) => {
+    const done = () => {
+      out.off('drain', done);
+      out.off('close', done);
+      resolve();
+    };
+    out.on('drain', done);
+    out.on('close', done);
+  });
+}
+
+/**
+ * Copies `source` into every writer and, when `client` is given, into it. Resolves when the
+ * body has been read to the end (or failed); `makeMeta(size)` supplies the metadata to commit.
+ */
+export async function fillFromOrigin(
+  source: Readable,
+  writers: readonly WriteHandle[],
+  client: PassThrough | null,
+  makeMeta: (size: number) => StoredMeta,
+): Promise<FillResult> {
+  let bytes = 0;
+  try {
+    for await (const chunk of source as AsyncIterable<Buffer>) {
+      bytes += chunk.length;
+      if (writers.length === 1) await writers[0]!.write(chunk);
+      else if (writers.length > 1) await Promise.all(writers.map((w) => w.write(chunk)));
+      if (client && !client.destroyed && !client.write(chunk)) await waitDrain(client);
+    }
+  } catch (err) {
+    await Promise.all(writers.map((w) => w.abort()));
+    client?.destroy(err as Error);
+    return { stored: false, bytes, error: err as Error };
+  }
+  const meta = makeMeta(bytes);
+  const committed = await Promise.all(writers.map((w) => w.commit(meta).catch(() => false)));
+  client?.end();
+  return { stored: committed.some(Boolean), bytes };
+}
+
+/** Passes through only bytes [start, end] (inclusive) of a stream. */
+export function sliceStream(start: number, end: number): Transform {
+  let offset = 0;
+  return new Transform({
+    transform(chunk: Buffer, _enc, cb) {
+      const from = Math.max(start - offset, 0);
+      const to = Math.min(end + 1 - offset, chunk.length);
+      offset += chunk.length;
+      if (to > from) this.push(from === 0 && to === chunk.length ? chunk : chunk.subarray(from, to));
+      cb();
+    },
+  });
+}

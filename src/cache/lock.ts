@@ -1,0 +1,182 @@
+// Request collapsing (cache lock). Two layers:
+// - LockTable: the node-wide record of which fills are in progress. It lives in the primary process
+//   (workers reach it over IPC) or in-process when the node runs without workers.
+// - Collapser: per worker. Concurrent requests for one key in a worker share one place in the queue,
+//   so a herd costs one table round trip per worker, not per request.
+// Waiters are woken the moment the writer releases — there is no polling interval (nginx's
+// proxy_cache_lock re-checks every 500 ms).
+
+/** How a fill ended, as told to the requests that waited for it. */
+export type FillOutcome = 'stored' | 'failed' | 'uncacheable';
+
+export type LockGrant =
+  | { readonly role: 'writer'; release(outcome: FillOutcome): void }
+  | { readonly role: 'reader'; readonly outcome: FillOutcome | 'timeout' };
+
+export type RemoteAcquire = { readonly granted: true; readonly token: number } | { readonly granted: false; readonly outcome: FillOutcome };
+
+/** Transport from a worker to the node-wide LockTable. */
+export interface RemoteLock {
+  /** Resolves at once when granted; otherwise when the current writer releases. */
+  acquire(key: string): Promise<RemoteAcquire>;
+  release(key: string, token: number, outcome: FillOutcome): void;
+}
+
+interface Held {
+  token: number;
+  owner: string;
+  since: number;
+  waiters: Array<(outcome: FillOutcome) => void>;
+}
+
+export class LockTable {
+  private readonly held = new Map<string, Held>();
+  private nextToken = 1;
+  private readonly maxAgeMs: number;
+  private readonly now: () => number;
+
+  /** A lock older than maxAgeMs is taken to be abandoned and handed to the next requester. */
+  constructor(opts: { maxAgeMs: number; now?: () => number }) {
+    this.maxAgeMs = opts.maxAgeMs;
+    this.now = opts.now ?? Date.now;
+  }
+
+  /** Grants the lock (returns its token) or queues `onRelease` and returns undefined. */
+  acquire(key: string, owner: string, onRelease: (outcome: FillOutcome) => void): number | undefined {
+    const h = this.held.get(key);
+    const now = this.now();
+    if (h && now - h.since < this.maxAgeMs) {
+      h.waiters.push(onRelease);
+      return undefined;
+    }
+    // A stale holder's waiters are told it failed; the new writer starts afresh.
+    if (h) for (const w of h.waiters) w('failed');
+    const token = this.nextToken++;
+    this.held.set(key, { token, owner, since: now, waiters: [] });
+    return token;
+  }
+
+  release(key: string, token: number, outcome: FillOutcome): void {
+    const h = this.held.get(key);
+    if (!h || h.token !== token) return;
+    this.held.delete(key);
+    for (const w of h.waiters) w(outcome);
+  }
+
+  /** Releases every lock of an owner that went away (a worker that died mid-fill). */
+  releaseOwner(owner: string): void {
+    for (const [key, h] of this.held) if (h.owner === owner) this.release(key, h.token, 'failed');
+  }
+
+  get size(): number {
+    return this.held.size;
+  }
+}
+
+/** RemoteLock over a LockTable in the same process. */
+export class InProcessLock implements RemoteLock {
+  private readonly table: LockTable;
+  constructor(table: LockTable) {
+    this.table = table;
+  }
+  acquire(key: string): Promise<RemoteAcquire> {
+    return new Promise((resolve) => {
+      const token = this.table.acquire(key, 'local', (outcome) => resolve({ granted: false, outcome }));
+      if (token !== undefined) resolve({ granted: true, token });
+    });
+  }
+  release(key: string, token: number, outcome: FillOutcome): void {
+    this.table.release(key, token, outcome);
+  }
+}
+
+interface Pending {
+  readonly waiters: Set<(outcome: FillOutcome | 'timeout') => void>;
+}
+
+export class Collapser {
+  private readonly inflight = new Map<string, Pending>();
+  private readonly remote: RemoteLock;
+  private readonly timeoutMs: number;
+
+  constructor(remote: RemoteLock, opts: { timeoutMs: number }) {
+    this.remote = remote;
+    this.timeoutMs = opts.timeoutMs;
+  }
+
+  /** Number of keys this worker is filling or waiting for. */
+  get pending(): number {
+    return this.inflight.size;
+  }
+
+  acquire(key: string): Promise<LockGrant> {
+    const p = this.inflight.get(key);
+    if (p) return this.waitLocally(p);
+    const mine: Pending = { waiters: new Set() };
+    this.inflight.set(key, mine);
+    const settle = (outcome: FillOutcome | 'timeout') => {
+      if (this.inflight.get(key) === mine) this.inflight.delete(key);
+      for (const w of mine.waiters) w(outcome);
+      mine.waiters.clear();
+    };
+    return new Promise<LockGrant>((resolve) => {
+      let done = false;
+      const timer = setTimeout(() => {
+        if (done) return;
+        done = true;
+        settle('timeout');
+        resolve({ role: 'reader', outcome: 'timeout' });
+      }, this.timeoutMs);
+      timer.unref();
+      this.remote.acquire(key).then(
+        (r) => {
+          if (r.granted) {
+            if (done) {
+              // We gave up waiting before the grant arrived: hand the lock straight back.
+              this.remote.release(key, r.token, 'failed');
+              return;
+            }
+            done = true;
+            clearTimeout(timer);
+            let released = false;
+            resolve({
+              role: 'writer',
+              release: (outcome) => {
+                if (released) return;
+                released = true;
+                this.remote.release(key, r.token, outcome);
+                settle(outcome);
+              },
+            });
+            return;
+          }
+          if (done) return;
+          done = true;
+          clearTimeout(timer);
+          settle(r.outcome);
+          resolve({ role: 'reader', outcome: r.outcome });
+        },
+        () => {
+          if (done) return;
+          done = true;
+          clearTimeout(timer);
+          settle('failed');
+          resolve({ role: 'reader', outcome: 'failed' });
+        },
+      );
+    });
+  }
+
+  private waitLocally(p: Pending): Promise<LockGrant> {
+    return new Promise((resolve) => {
+      const onDone = (outcome: FillOutcome | 'timeout') => {
+        clearTimeout(timer);
+        p.waiters.delete(onDone);
+        resolve({ role: 'reader', outcome });
+      };
+      const timer = setTimeout(() => onDone('timeout'), this.timeoutMs);
+      timer.unref();
+      p.waiters.add(onDone);
+    });
+  }
+}

@@ -1,0 +1,157 @@
+// `outpost` — the command line. Every admin command talks to a running node's admin API.
+import { readFileSync } from 'node:fs';
+import { parseArgs } from 'node:util';
+import { loadConfig, ENV_VARIABLES } from './config/load.ts';
+import { AdminClient } from './control/client.ts';
+import { OutpostError } from './errors.ts';
+import { createLogger } from './log/logger.ts';
+import { runPrimary } from './node/primary.ts';
+import { runOriginCli } from './origin/main.ts';
+
+const HELP = `outpost — a programmable CDN
+
+Usage:
+  outpost start [--config FILE] [--workers N] [--port N]   run a node: edge workers, admin API, demo origin
+  outpost origin [--port 9000] [--latency off|seed|SPEC]   run only the demo origin
+  outpost purge URL... [--prefix] [--tag] [--all] [--soft] [--file LIST]
+                                                           purge by URL (default), URL prefix, tag, or everything
+  outpost prefetch URL... [--file LIST]                    load URLs into the cache
+  outpost config [--config FILE]                           validate the configuration and print it resolved
+  outpost help
+
+Admin commands reach http://127.0.0.1:8081 unless --admin URL or OUTPOST_ADMIN_URL says otherwise;
+the API key comes from --key or OUTPOST_ADMIN_KEY.
+Environment overrides: ${ENV_VARIABLES.join(', ')}, OUTPOST_CONFIG.
+`;
+
+function readList(file: string | undefined, positionals: readonly string[]): string[] {
+  const fromFile = file
+    ? readFileSync(file === '-' ? 0 : file, 'utf8')
+        .split('\n')
+        .map((l) => l.trim())
+        .filter((l) => l && !l.startsWith('#'))
+    : [];
+  return [...positionals, ...fromFile];
+}
+
+function adminClient(values: { admin?: string | undefined; key?: string | undefined }): AdminClient {
+  return new AdminClient(values.admin ?? process.env.OUTPOST_ADMIN_URL ?? 'http://127.0.0.1:8081', values.key ?? process.env.OUTPOST_ADMIN_KEY);
+}
+
+async function main(argv: string[]): Promise<number> {
+  const [command = 'help', ...rest] = argv;
+  switch (command) {
+    case 'start': {
+      const { values } = parseArgs({ args: rest, options: { config: { type: 'string', short: 'c' }, workers: { type: 'string' }, port: { type: 'string' } } });
+      const env = { ...process.env };
+      if (values.workers) env.OUTPOST_WORKERS = values.workers;
+      if (values.port) env.OUTPOST_PORT = values.port;
+      const config = loadConfig(values.config, env);
+      const log = createLogger(config.log.level);
+      const node = await runPrimary(config, log);
+      const tls = node.tlsPort ? `, https://localhost:${node.tlsPort} (h2)` : '';
+      log.info(
+        { edge: node.edgePort, tls: node.tlsPort, admin: node.adminPort, origin: node.originPort, workers: config.edge.workers },
+        `outpost ready: edge http://localhost:${node.edgePort}${tls}; admin http://${config.admin.host}:${node.adminPort}` +
+          (node.originPort ? `; demo origin http://127.0.0.1:${node.originPort}` : ''),
+      );
+      let stopping = false;
+      const stop = (signal: string) => {
+        if (stopping) return;
+        stopping = true;
+        log.info({ signal }, 'shutting down: draining connections');
+        node.close().then(
+          () => process.exit(0),
+          (err: unknown) => {
+            log.error({ err }, 'error during shutdown');
+            process.exit(1);
+          },
+        );
+      };
+      process.on('SIGINT', () => stop('SIGINT'));
+      process.on('SIGTERM', () => stop('SIGTERM'));
+      return new Promise<number>(() => undefined);
+    }
+    case 'origin':
+      await runOriginCli(rest);
+      return new Promise<number>(() => undefined);
+    case 'purge': {
+      const { values, positionals } = parseArgs({
+        args: rest,
+        allowPositionals: true,
+        options: {
+          prefix: { type: 'boolean' },
+          tag: { type: 'boolean' },
+          all: { type: 'boolean' },
+          soft: { type: 'boolean' },
+          file: { type: 'string', short: 'f' },
+          admin: { type: 'string' },
+          key: { type: 'string' },
+        },
+      });
+      const items = readList(values.file, positionals);
+      const soft = values.soft ?? false;
+      const client = adminClient(values);
+      if (values.all) {
+        const r = await client.purge({ all: true, soft });
+        console.log(`purged ${r.purged} entries${soft ? ' (soft: marked stale)' : ''}`);
+        return 0;
+      }
+      if (items.length === 0) throw new OutpostError('BAD_REQUEST', 'purge: give URLs, prefixes (--prefix) or tags (--tag), or --all');
+      const field = values.prefix ? 'prefixes' : values.tag ? 'tags' : 'urls';
+      const purged = await client.inBatches(items, 500, (batch) => client.purge({ [field]: batch, soft }).then((r) => r.purged), 'purge');
+      console.log(`purged ${purged} entries for ${items.length} ${field}${soft ? ' (soft: marked stale)' : ''}`);
+      return 0;
+    }
+    case 'prefetch': {
+      const { values, positionals } = parseArgs({
+        args: rest,
+        allowPositionals: true,
+        options: { file: { type: 'string', short: 'f' }, admin: { type: 'string' }, key: { type: 'string' } },
+      });
+      const urls = readList(values.file, positionals);
+      if (urls.length === 0) throw new OutpostError('BAD_REQUEST', 'prefetch: give URLs or --file LIST');
+      const client = adminClient(values);
+      let failed = 0;
+      await client.inBatches(
+        urls,
+        20,
+        async (batch) => {
+          const r = await client.prefetch(batch);
+          for (const x of r.results) {
+            if (x.error || x.status >= 400) {
+              failed++;
+              process.stderr.write(`\r\x1b[K  ${x.url}: ${x.error ?? `status ${x.status}`}\n`);
+            }
+          }
+          return r.results.length;
+        },
+        'prefetch',
+      );
+      console.log(`prefetched ${urls.length - failed} of ${urls.length} URLs${failed ? `, ${failed} failed` : ''}`);
+      return failed ? 1 : 0;
+    }
+    case 'config': {
+      const { values } = parseArgs({ args: rest, options: { config: { type: 'string', short: 'c' } } });
+      console.log(JSON.stringify(loadConfig(values.config), null, 2));
+      return 0;
+    }
+    case 'help':
+    case '--help':
+    case '-h':
+      process.stdout.write(HELP);
+      return 0;
+    default:
+      process.stderr.write(`unknown command "${command}"\n\n${HELP}`);
+      return 2;
+  }
+}
+
+main(process.argv.slice(2)).then(
+  (code) => process.exit(code),
+  (err: unknown) => {
+    const msg = err instanceof OutpostError ? `${err.code}: ${err.message}` : err instanceof Error ? err.message : String(err);
+    process.stderr.write(`outpost: ${msg}\n`);
+    process.exit(err instanceof OutpostError && err.source === 'config' ? 78 : 1);
+  },
+);

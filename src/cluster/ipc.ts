@@ -1,0 +1,88 @@
+// The messages between a node's primary and its workers, and the worker side of the coordinator.
+import type { FillOutcome, RemoteAcquire, RemoteLock } from '../cache/lock.ts';
+import type { PurgeSpec } from '../cache/storage/tier.ts';
+import type { Coordinator, PurgeHandler } from './coordinator.ts';
+
+export type WorkerMessage =
+  | { readonly t: 'outpost:ready'; readonly port: number; readonly tlsPort?: number }
+  | { readonly t: 'outpost:lock'; readonly id: number; readonly key: string }
+  | { readonly t: 'outpost:unlock'; readonly key: string; readonly token: number; readonly outcome: FillOutcome }
+  | { readonly t: 'outpost:purge'; readonly id: number; readonly spec: PurgeSpec; readonly soft: boolean }
+  | { readonly t: 'outpost:purged-local'; readonly id: number; readonly count: number };
+
+export type PrimaryMessage =
+  | ({ readonly t: 'outpost:lock-res'; readonly id: number } & RemoteAcquire)
+  | { readonly t: 'outpost:purge-res'; readonly id: number; readonly count: number; readonly error?: string }
+  | { readonly t: 'outpost:purge-local'; readonly id: number; readonly spec: PurgeSpec; readonly soft: boolean }
+  | { readonly t: 'outpost:shutdown' };
+
+export function isOutpostMessage(m: unknown): m is { t: string } {
+  return typeof m === 'object' && m !== null && typeof (m as { t?: unknown }).t === 'string' && (m as { t: string }).t.startsWith('outpost:');
+}
+
+type Send = (m: WorkerMessage) => void;
+
+/** The coordinator of a cluster worker: every call is a message to the primary. */
+export class WorkerCoordinator implements Coordinator {
+  readonly lock: RemoteLock;
+  private readonly send: Send;
+  private nextId = 1;
+  private readonly lockWaits = new Map<number, (r: RemoteAcquire) => void>();
+  private readonly purgeWaits = new Map<number, { resolve: (n: number) => void; reject: (e: Error) => void }>();
+  private handler: PurgeHandler | undefined;
+
+  constructor(send: Send) {
+    this.send = send;
+    this.lock = {
+      acquire: (key) =>
+        new Promise<RemoteAcquire>((resolve) => {
+          const id = this.nextId++;
+          this.lockWaits.set(id, resolve);
+          this.send({ t: 'outpost:lock', id, key });
+        }),
+      release: (key, token, outcome) => this.send({ t: 'outpost:unlock', key, token, outcome }),
+    };
+  }
+
+  purge(spec: PurgeSpec, soft: boolean): Promise<number> {
+    return new Promise((resolve, reject) => {
+      const id = this.nextId++;
+      this.purgeWaits.set(id, { resolve, reject });
+      this.send({ t: 'outpost:purge', id, spec, soft });
+    });
+  }
+
+  onPurge(handler: PurgeHandler): void {
+    this.handler = handler;
+  }
+
+  /** Feeds a message from the primary. */
+  receive(m: PrimaryMessage): void {
+    switch (m.t) {
+      case 'outpost:lock-res': {
+        const w = this.lockWaits.get(m.id);
+        this.lockWaits.delete(m.id);
+        w?.(m.granted ? { granted: true, token: m.token } : { granted: false, outcome: m.outcome });
+        break;
+      }
+      case 'outpost:purge-res': {
+        const w = this.purgeWaits.get(m.id);
+        this.purgeWaits.delete(m.id);
+        if (m.error) w?.reject(new Error(m.error));
+        else w?.resolve(m.count);
+        break;
+      }
+      case 'outpost:purge-local': {
+        const h = this.handler;
+        const id = m.id;
+        void (h ? h(m.spec, m.soft) : Promise.resolve(0)).then(
+          (count) => this.send({ t: 'outpost:purged-local', id, count }),
+          () => this.send({ t: 'outpost:purged-local', id, count: 0 }),
+        );
+        break;
+      }
+      case 'outpost:shutdown':
+        break;
+    }
+  }
+}

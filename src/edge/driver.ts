@@ -1,0 +1,261 @@
+// The one place that runs the phases in order: rewrite → access → cache → upstream → header_filter
+// → body_filter → log. A hook that answers early skips to header_filter; errors from any phase
+// become one response here.
+import type { OutgoingHttpHeaders, ServerResponse } from 'node:http';
+import type { Http2ServerResponse } from 'node:http2';
+import { Transform, type Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import type { Logger } from 'pino';
+import type { Outgoing } from '../cache/http-cache.ts';
+import { OutpostError, toOutpostError } from '../errors.ts';
+import type { AccessRecord } from '../log/logger.ts';
+import type { EdgeMetrics } from '../metrics/metrics.ts';
+import { HOOK_PHASES, type EarlyResponse, type EdgeHooks, type HookPhase, type RequestContext, type ResponseHead } from './phases.ts';
+import { clientAddress, createContext, type NodeRequest } from './request.ts';
+
+export type NodeResponse = ServerResponse | Http2ServerResponse;
+
+/** The built-in stages the driver calls between access and header_filter. */
+export interface Stages {
+  /** Computes ctx.cacheKey after rewrite. */
+  cacheKey(ctx: RequestContext): string;
+  /** Built-in answers before the cache (PURGE, /health); undefined to go on. */
+  builtin?(ctx: RequestContext): Promise<Outgoing | undefined> | Outgoing | undefined;
+  /** Cache lookup and, on a miss, the upstream request. */
+  serve(ctx: RequestContext, body: Readable | null, refresh: boolean): Promise<Outgoing>;
+}
+
+export interface DriverOptions {
+  readonly hooks: readonly EdgeHooks[];
+  readonly stages: Stages;
+  readonly metrics: EdgeMetrics;
+  readonly log: Logger;
+  /** Access log sink; undefined when access logging is off. */
+  readonly access?: Logger;
+  readonly maxBodyBytes: number;
+  /** Requests carrying this token in x-outpost-prefetch refresh the cache (prefetch). */
+  readonly prefetchToken: string;
+  /** True while draining for shutdown: responses carry Connection: close. */
+  readonly draining: () => boolean;
+}
+
+type HookFn<P extends HookPhase> = NonNullable<EdgeHooks[P]>;
+
+/** Validates hook sets once at start: unknown phase names are refused (Fastify-style). */
+export function checkHooks(hooks: readonly EdgeHooks[]): void {
+  const allowed = new Set<string>(['name', ...HOOK_PHASES]);
+  for (const h of hooks) {
+    for (const k of Object.keys(h)) {
+      if (!allowed.has(k)) throw new OutpostError('CONFIG_INVALID', `hooks "${h.name}": unknown phase "${k}" (phases: ${HOOK_PHASES.join(', ')})`);
+    }
+  }
+}
+
+function earlyToOutgoing(e: EarlyResponse): Outgoing {
+  const headers: Record<string, string | string[]> = {};
+  if (e.headers) for (const k in e.headers) headers[k.toLowerCase()] = e.headers[k]!;
+  const body = e.body === undefined ? null : Buffer.isBuffer(e.body) ? e.body : Buffer.from(e.body);
+  if (body && !headers['content-type']) headers['content-type'] = 'text/plain; charset=utf-8';
+  return { status: e.status, headers, body };
+}
+
+export function errorResponse(err: OutpostError): Outgoing {
+  const body = Buffer.from(`${err.status} ${err.code}: ${err.message.split('\n')[0]}\n`);
+  return { status: err.status, headers: { 'content-type': 'text/plain; charset=utf-8', 'x-outpost-error': err.code, 'cache-control': 'no-store' }, body };
+}
+
+/** Counts request body bytes and fails the stream past the limit (for bodies without Content-Length). */
+function limitBody(limit: number): Transform {
+  let seen = 0;
+  return new Transform({
+    transform(chunk: Buffer, _e, cb) {
+      seen += chunk.length;
+      if (seen > limit) cb(new OutpostError('BODY_TOO_LARGE', `request body exceeds limits.maxBodyBytes (${limit})`));
+      else cb(null, chunk);
+    },
+  });
+}
+
+async function collect(body: Buffer | Readable | null, limit: number): Promise<Buffer> {
+  if (body === null) return Buffer.alloc(0);
+  if (Buffer.isBuffer(body)) return body;
+  const chunks: Buffer[] = [];
+  let n = 0;
+  for await (const c of body as AsyncIterable<Buffer>) {
+    n += c.length;
+    if (n > limit) {
+      body.destroy();
+      throw new OutpostError('INTERNAL', `response body exceeds limits.maxBodyBytes (${limit}) and cannot pass a body_filter`);
+    }
+    chunks.push(c);
+  }
+  return Buffer.concat(chunks);
+}
+
+export class Driver {
+  private readonly o: DriverOptions;
+  private readonly rewrite: HookFn<'rewrite'>[];
+  private readonly access: HookFn<'access'>[];
+  private readonly headerFilter: HookFn<'header_filter'>[];
+  private readonly bodyFilter: HookFn<'body_filter'>[];
+  private readonly logHooks: HookFn<'log'>[];
+
+  constructor(o: DriverOptions) {
+    checkHooks(o.hooks);
+    this.o = o;
+    // Bound once at start, so a request pays only for the phases that have hooks.
+    this.rewrite = o.hooks.flatMap((h) => (h.rewrite ? [h.rewrite.bind(h)] : []));
+    this.access = o.hooks.flatMap((h) => (h.access ? [h.access.bind(h)] : []));
+    this.headerFilter = o.hooks.flatMap((h) => (h.header_filter ? [h.header_filter.bind(h)] : []));
+    this.bodyFilter = o.hooks.flatMap((h) => (h.body_filter ? [h.body_filter.bind(h)] : []));
+    this.logHooks = o.hooks.flatMap((h) => (h.log ? [h.log.bind(h)] : []));
+  }
+
+  /** The request listener for both the cleartext and the TLS server. */
+  readonly handle = (req: NodeRequest, res: NodeResponse): void => {
+    void this.run(req, res);
+  };
+
+  private async run(req: NodeRequest, res: NodeResponse): Promise<void> {
+    const scheme = (req.socket as { encrypted?: boolean }).encrypted ? 'https' : 'http';
+    let ctx: RequestContext;
+    try {
+      ctx = createContext(req, scheme, clientAddress(req.socket.remoteAddress));
+    } catch (err) {
+      const e = toOutpostError(err, 'BAD_REQUEST');
+      this.o.metrics.clientErrors.inc({ code: e.code });
+      this.o.log.info({ code: e.code, ip: clientAddress(req.socket.remoteAddress), msg0: e.message }, 'request refused');
+      req.resume();
+      this.send(res, errorResponse(e), req.method === 'HEAD', true);
+      return;
+    }
+    let out: Outgoing;
+    try {
+      out = await this.phases(ctx, req);
+    } catch (err) {
+      const e = toOutpostError(err);
+      if (e.source === 'client') this.o.metrics.clientErrors.inc({ code: e.code });
+      if (e.source !== 'client') this.o.log.warn({ code: e.code, err: e.message, uri: ctx.path, host: ctx.host }, 'request failed');
+      ctx.cacheOutcome ??= 'MISS';
+      out = errorResponse(e);
+    }
+    try {
+      const head: ResponseHead = { status: out.status, headers: out.headers };
+      for (const f of this.headerFilter) await f(ctx, head);
+      let body = out.body;
+      if (this.bodyFilter.length && body !== null && ctx.method !== 'HEAD') {
+        let buf = await collect(body, this.o.maxBodyBytes);
+        for (const f of this.bodyFilter) buf = await f(ctx, buf);
+        head.headers['content-length'] = String(buf.length);
+        delete head.headers['content-range'];
+        body = buf;
+      }
+      ctx.response = head;
+      await this.write(ctx, res, head, body, req);
+    } catch (err) {
+      const e = toOutpostError(err);
+      this.o.log.warn({ code: e.code, err: e.message, uri: ctx.path }, 'response failed');
+      if (!res.headersSent) this.send(res, errorResponse(e), ctx.method === 'HEAD', false);
+      else res.destroy();
+    }
+    this.finish(ctx);
+  }
+
+  private async phases(ctx: RequestContext, req: NodeRequest): Promise<Outgoing> {
+    for (const h of this.rewrite) {
+      const r = await h(ctx);
+      if (r && r !== 'continue') ctx.early = r;
+      if (ctx.early) return earlyToOutgoing(ctx.early);
+    }
+    for (const h of this.access) {
+      const r = await h(ctx);
+      if (r && r !== 'continue') ctx.early = r;
+      if (ctx.early) return earlyToOutgoing(ctx.early);
+    }
+    ctx.cacheKey = this.o.stages.cacheKey(ctx);
+    const builtin = await this.o.stages.builtin?.(ctx);
+    if (builtin) return builtin;
+    let body: Readable | null = null;
+    if (ctx.method !== 'GET' && ctx.method !== 'HEAD') {
+      const len = Number(req.headers['content-length'] ?? 0);
+      if (len > this.o.maxBodyBytes) throw new OutpostError('BODY_TOO_LARGE', `request body of ${len} bytes exceeds limits.maxBodyBytes (${this.o.maxBodyBytes})`);
+      const hasBody = len > 0 || req.headers['transfer-encoding'] !== undefined || (req.httpVersionMajor === 2 && !req.readableEnded);
+      if (hasBody) body = (req as Readable).pipe(limitBody(this.o.maxBodyBytes));
+    }
+    const refresh = ctx.headers['x-outpost-prefetch'] === this.o.prefetchToken;
+    if (refresh) delete ctx.headers['x-outpost-prefetch'];
+    return this.o.stages.serve(ctx, body, refresh);
+  }
+
+  private async write(ctx: RequestContext, res: NodeResponse, head: ResponseHead, body: Buffer | Readable | null, req: NodeRequest): Promise<void> {
+    if (this.o.draining() && req.httpVersionMajor === 1) head.headers.connection = 'close';
+    const noBody = ctx.method === 'HEAD' || head.status === 304 || head.status === 204;
+    if (noBody && body !== null && !Buffer.isBuffer(body)) body.destroy();
+    (res as ServerResponse).writeHead(head.status, head.headers as OutgoingHttpHeaders);
+    if (noBody || body === null) {
+      res.end();
+      return;
+    }
+    if (Buffer.isBuffer(body)) {
+      ctx.bytesSent = body.length;
+      res.end(body);
+      return;
+    }
+    body.on('data', (c: Buffer) => {
+      ctx.bytesSent += c.length;
+    });
+    try {
+      await pipeline(body, res as NodeJS.WritableStream);
+    } catch (err) {
+      // The client went away or the origin broke off mid-body: nothing more can be sent.
+      if (!res.destroyed) res.destroy();
+      const code = (err as { code?: string }).code;
+      if (code !== 'ERR_STREAM_PREMATURE_CLOSE') this.o.log.info({ uri: ctx.path, err: (err as Error).message }, 'response stream ended early');
+    }
+  }
+
+  private send(res: NodeResponse, out: Outgoing, head: boolean, close: boolean): void {
+    if (res.headersSent || res.destroyed) return;
+    const headers = { ...out.headers };
+    if (close && 'shouldKeepAlive' in res) headers.connection = 'close';
+    if (Buffer.isBuffer(out.body)) headers['content-length'] = String(out.body.length);
+    (res as ServerResponse).writeHead(out.status, headers);
+    if (head || !Buffer.isBuffer(out.body)) res.end();
+    else res.end(out.body);
+  }
+
+  private finish(ctx: RequestContext): void {
+    const status = ctx.response?.status ?? 500;
+    const cache = ctx.cacheOutcome ?? 'NONE';
+    const seconds = Number(process.hrtime.bigint() - ctx.timings.start) / 1e9;
+    const m = this.o.metrics;
+    m.requests.inc({ status, cache });
+    m.bytesSent.inc({ cache }, ctx.bytesSent);
+    m.duration.observe({ cache }, seconds);
+    for (const h of this.logHooks) {
+      try {
+        h(ctx);
+      } catch (err) {
+        this.o.log.warn({ err: (err as Error).message }, 'log hook failed');
+      }
+    }
+    if (this.o.access) {
+      const rec: AccessRecord = {
+        method: ctx.method,
+        uri: ctx.query ? `${ctx.path}?${ctx.query}` : ctx.path,
+        host: ctx.host,
+        status,
+        cache,
+        bytes: ctx.bytesSent,
+        rt: Math.round(seconds * 1e6) / 1e6,
+        ...(ctx.timings.upstreamResponseMs !== undefined ? { urt: Math.round(ctx.timings.upstreamResponseMs * 1000) / 1e6 } : {}),
+        ip: ctx.clientIp,
+        ...(typeof ctx.headers['user-agent'] === 'string' ? { ua: ctx.headers['user-agent'] } : {}),
+        ...(ctx.collapsed ? { collapsed: true } : {}),
+        ...(ctx.cacheDetail ? { detail: ctx.cacheDetail } : {}),
+      };
+      this.o.access.info(rec);
+    }
+  }
+}
+

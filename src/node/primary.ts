@@ -1,0 +1,224 @@
+// The primary process of a multi-worker node, like nginx's master: it forks one edge worker per
+// core and replaces any that die, holds the node-wide cache lock table, owns the shared disk tier's
+// upkeep and purges, runs the admin API, and shuts everything down gracefully.
+import cluster, { type Worker } from 'node:cluster';
+import { randomBytes } from 'node:crypto';
+import type { AddressInfo } from 'node:net';
+import { fileURLToPath } from 'node:url';
+import { AggregatorRegistry } from 'prom-client';
+import { compileCacheKey } from '../cache/key.ts';
+import { LockTable } from '../cache/lock.ts';
+import { DiskTier } from '../cache/storage/disk.ts';
+import type { PurgeSpec } from '../cache/storage/tier.ts';
+import { isOutpostMessage, type PrimaryMessage, type WorkerMessage } from '../cluster/ipc.ts';
+import type { OutpostConfig } from '../config/load.ts';
+import { createAdminServer } from '../control/admin.ts';
+import { prefetch } from '../control/prefetch.ts';
+import { loadOrCreateCertificate } from '../edge/tls.ts';
+import { OutpostError } from '../errors.ts';
+import type { Logger } from '../log/logger.ts';
+import { parseLatency, startDemoOrigin, type DemoOrigin } from '../origin/demo-origin.ts';
+
+export interface RunningNode {
+  readonly edgePort: number;
+  readonly tlsPort: number | undefined;
+  readonly adminPort: number;
+  readonly originPort: number | undefined;
+  close(): Promise<void>;
+}
+
+/** Crashes within this window count towards the restart limit. */
+const CRASH_WINDOW_MS = 30_000;
+const MAX_CRASHES_IN_WINDOW = 10;
+const PURGE_FANOUT_TIMEOUT_MS = 10_000;
+
+export async function runPrimary(config: OutpostConfig, log: Logger): Promise<RunningNode> {
+  const origin: DemoOrigin | undefined = config.demoOrigin.enabled
+    ? await startDemoOrigin({ host: config.demoOrigin.host, port: config.demoOrigin.port, latency: parseLatency(config.demoOrigin.latency) })
+    : undefined;
+  if (origin) log.info({ url: origin.url }, 'demo origin listening');
+  if (config.edge.tlsPort !== 0) {
+    const tls = await loadOrCreateCertificate(config.edge.tls);
+    if (tls.generated) log.info({ dir: config.edge.tls.dir }, 'generated a self-signed TLS certificate');
+  }
+  const disk = config.cache.disk.enabled
+    ? await DiskTier.open({ path: config.cache.disk.path, maxBytes: config.cache.disk.maxBytes, maxObjectBytes: config.cache.disk.maxObjectBytes })
+    : undefined;
+  const locks = new LockTable({ maxAgeMs: config.cache.lock.timeout * 2 });
+  const token = randomBytes(16).toString('hex');
+  const keyOf = compileCacheKey(config.cache.key);
+  const aggregator = new AggregatorRegistry();
+
+  let shuttingDown = false;
+  const crashes: number[] = [];
+  const ready = new Map<number, { port: number; tlsPort?: number }>();
+  const readyWaiters: Array<() => void> = [];
+  let nextPurgeId = 1;
+  const fanouts = new Map<number, { pending: Set<number>; count: number; done: () => void }>();
+
+  const send = (w: Worker, m: PrimaryMessage) => {
+    if (w.isConnected()) w.send(m);
+  };
+
+  const nodePurge = async (spec: PurgeSpec, soft: boolean): Promise<number> => {
+    let count = disk ? await disk.purge(spec, soft) : 0;
+    const workers = Object.values(cluster.workers ?? {}).filter((w): w is Worker => !!w && w.isConnected());
+    if (workers.length === 0) return count;
+    const id = nextPurgeId++;
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(() => {
+        log.warn({ id, missing: [...(fanouts.get(id)?.pending ?? [])] }, 'purge: some workers did not answer in time');
+        fanouts.delete(id);
+        resolve();
+      }, PURGE_FANOUT_TIMEOUT_MS);
+      fanouts.set(id, {
+        pending: new Set(workers.map((w) => w.id)),
+        count: 0,
+        done: () => {
+          clearTimeout(timer);
+          count += fanouts.get(id)?.count ?? 0;
+          fanouts.delete(id);
+          resolve();
+        },
+      });
+      for (const w of workers) send(w, { t: 'outpost:purge-local', id, spec, soft });
+    });
+    return count;
+  };
+
+  const onMessage = (worker: Worker, m: WorkerMessage) => {
+    switch (m.t) {
+      case 'outpost:ready':
+        ready.set(worker.id, { port: m.port, ...(m.tlsPort !== undefined ? { tlsPort: m.tlsPort } : {}) });
+        for (const r of readyWaiters.splice(0)) r();
+        break;
+      case 'outpost:lock': {
+        const id = m.id;
+        const token = locks.acquire(m.key, String(worker.id), (outcome) => send(worker, { t: 'outpost:lock-res', id, granted: false, outcome }));
+        if (token !== undefined) send(worker, { t: 'outpost:lock-res', id, granted: true, token });
+        break;
+      }
+      case 'outpost:unlock':
+        locks.release(m.key, m.token, m.outcome);
+        break;
+      case 'outpost:purge': {
+        const id = m.id;
+        nodePurge(m.spec, m.soft).then(
+          (count) => send(worker, { t: 'outpost:purge-res', id, count }),
+          (err: unknown) => send(worker, { t: 'outpost:purge-res', id, count: 0, error: (err as Error).message }),
+        );
+        break;
+      }
+      case 'outpost:purged-local': {
+        const f = fanouts.get(m.id);
+        if (!f) break;
+        f.count += m.count;
+        f.pending.delete(worker.id);
+        if (f.pending.size === 0) f.done();
+        break;
+      }
+    }
+  };
+
+  cluster.setupPrimary({ exec: fileURLToPath(new URL('./worker.ts', import.meta.url)), args: [] });
+  const env = { OUTPOST_WORKER_CONFIG: JSON.stringify(config), OUTPOST_PREFETCH_TOKEN: token };
+  const fork = () => cluster.fork(env);
+
+  cluster.on('message', (worker, m: unknown) => {
+    if (isOutpostMessage(m)) onMessage(worker, m as WorkerMessage);
+  });
+  cluster.on('exit', (worker, code, signal) => {
+    ready.delete(worker.id);
+    locks.releaseOwner(String(worker.id));
+    for (const [, f] of fanouts) {
+      if (f.pending.delete(worker.id) && f.pending.size === 0) f.done();
+    }
+    if (shuttingDown) return;
+    const now = Date.now();
+    crashes.push(now);
+    while (crashes.length && now - crashes[0]! > CRASH_WINDOW_MS) crashes.shift();
+    if (crashes.length > MAX_CRASHES_IN_WINDOW) {
+      log.fatal({ crashes: crashes.length }, 'workers keep dying; not restarting them');
+      return;
+    }
+    log.error({ worker: worker.id, pid: worker.process.pid, code, signal }, 'worker died; starting a replacement');
+    fork();
+  });
+
+  for (let i = 0; i < config.edge.workers; i++) fork();
+  const deadline = Date.now() + 30_000;
+  while (ready.size < config.edge.workers) {
+    if (Date.now() > deadline) throw new OutpostError('INTERNAL', `only ${ready.size} of ${config.edge.workers} workers started within 30 s`);
+    if (crashes.length > MAX_CRASHES_IN_WINDOW) throw new OutpostError('INTERNAL', 'workers die at start; see the log above');
+    await new Promise<void>((r) => {
+      readyWaiters.push(r);
+      setTimeout(r, 250).unref();
+    });
+  }
+  const first = [...ready.values()][0]!;
+
+  const maintain = disk
+    ? setInterval(() => {
+        disk.maintain().then(
+          (r) => {
+            if (r.evicted || r.orphansRemoved) log.info(r, 'disk cache maintained');
+          },
+          (err: unknown) => log.warn({ err: (err as Error).message }, 'disk cache maintenance failed'),
+        );
+      }, config.cache.maintainInterval)
+    : undefined;
+  maintain?.unref();
+
+  const admin = createAdminServer({
+    log,
+    apiKey: config.admin.apiKey,
+    keyOf,
+    metrics: async () => ({ contentType: aggregator.contentType, body: await aggregator.clusterMetrics() }),
+    status: async () => ({
+      mode: 'cluster',
+      pid: process.pid,
+      workers: Object.values(cluster.workers ?? {}).map((w) => ({ id: w?.id, pid: w?.process.pid, ready: w ? ready.has(w.id) : false })),
+      locks: locks.size,
+      disk: disk?.stats(),
+      edge: { port: first.port, tlsPort: first.tlsPort },
+    }),
+    purge: nodePurge,
+    prefetch: (urls) => prefetch(urls, { httpPort: first.port, tlsPort: first.tlsPort, token }),
+  });
+  await new Promise<void>((resolve, reject) => {
+    admin.once('error', reject);
+    admin.listen(config.admin.port, config.admin.host, () => resolve());
+  });
+
+  return {
+    edgePort: first.port,
+    tlsPort: first.tlsPort,
+    adminPort: (admin.address() as AddressInfo).port,
+    originPort: origin?.port,
+    async close() {
+      shuttingDown = true;
+      if (maintain) clearInterval(maintain);
+      admin.close();
+      admin.closeAllConnections();
+      const workers = Object.values(cluster.workers ?? {}).filter((w): w is Worker => !!w);
+      await Promise.all(
+        workers.map(
+          (w) =>
+            new Promise<void>((resolve) => {
+              if (w.isDead()) return resolve();
+              const kill = setTimeout(() => w.process.kill('SIGKILL'), config.edge.shutdownGrace + 2_000);
+              w.once('exit', () => {
+                clearTimeout(kill);
+                resolve();
+              });
+              send(w, { t: 'outpost:shutdown' });
+            }),
+        ),
+      );
+      cluster.removeAllListeners('message');
+      cluster.removeAllListeners('exit');
+      await disk?.close();
+      await origin?.close();
+    },
+  };
+}
