@@ -2,7 +2,8 @@ import { defineConfig } from 'vitest/config';
 
 export default defineConfig({
   test: {
-    include: ['src/**/*.test.ts', 'test/**/*.test.ts'],
+    include: ['src/**/*.test.ts', 'test/**/*.test.ts', 'bench/**/*.test.ts'],
+    reporters: ['default', './test/support/summary-reporter.ts'],
     // Tests start real servers, worker processes and child processes: forks isolate them best.
     pool: 'forks',
     maxWorkers: 2,

@@ -28,7 +28,7 @@ export const ERROR_CODES = {
   NOT_FOUND: { source: 'client', status: 404, summary: 'No such resource.' },
   // upstream
   UPSTREAM_CONNECT: { source: 'upstream', status: 502, summary: 'No origin peer accepted a connection.' },
-  UPSTREAM_TIMEOUT: { source: 'upstream', status: 504, summary: 'The origin did not answer within upstream.readTimeoutMs.' },
+  UPSTREAM_TIMEOUT: { source: 'upstream', status: 504, summary: 'The origin did not answer within upstream.pools.<name>.readTimeout.' },
   UPSTREAM_PROTOCOL: { source: 'upstream', status: 502, summary: 'The origin sent an invalid response.' },
   UPSTREAM_ABORTED: { source: 'upstream', status: 502, summary: 'The origin closed the connection mid-response.' },
   NO_UPSTREAM: { source: 'upstream', status: 502, summary: 'No origin pool is configured for this request.' },

@@ -22,6 +22,7 @@ import {
   headerMapToList,
   invalidationTargets,
   mergeNotModified,
+  notModifiedMatches,
   parseTags,
   remainingTtlMs,
   revalidationHeaders,
@@ -242,6 +243,11 @@ export class HttpCache {
       return this.serveStale(ctx, stale, `origin-${res.status}`);
     }
 
+    if (res.status === 304 && stale && !notModifiedMatches(stale.meta.headers, res.headers)) {
+      // The 304 is about another representation than ours (RFC 9111 §4.3.4): ask again, in full.
+      res.body.resume();
+      return this.fetch(ctx, key, undefined, grant, background);
+    }
     if (res.status === 304 && stale) {
       res.body.resume();
       const merged = mergeNotModified(stale.meta.headers, res.headers);
@@ -259,8 +265,12 @@ export class HttpCache {
       grant?.release('uncacheable');
       ctx.cacheOutcome = 'BYPASS';
       ctx.cacheDetail = verdict.storable ? 'vary-star' : verdict.reason;
-      // A stale copy must not outlive an origin that now refuses caching.
-      if (stale) void this.deps.invalidate([key]).catch(() => undefined);
+      // A stale copy must not outlive an origin that now refuses caching. Only a successful answer
+      // that says so explicitly counts: an error page, or a refusal caused by this client's own
+      // request (Authorization, no-store), leaves the stale copy for stale-if-error and others.
+      if (stale && res.status < 400 && !verdict.storable && (verdict.reason === 'response-no-store' || verdict.reason === 'private')) {
+        void this.deps.invalidate([key]).catch(() => undefined);
+      }
       return this.respondFromOrigin(ctx, res, passHeaders(res.headers));
     }
 
@@ -309,7 +319,7 @@ export class HttpCache {
       client = new PassThrough();
       out = { status: res.status, headers: clientHeaders, body: client };
       if (sizeHint !== undefined) {
-        const range = parseRange(ctx.method, ctx.headers, sizeHint, stored);
+        const range = res.status === 200 ? parseRange(ctx.method, ctx.headers, sizeHint, stored) : ({ kind: 'full' } as const);
         if (range.kind === 'partial') {
           const slice = sliceStream(range.start, range.end);
           const source = client;
@@ -318,7 +328,7 @@ export class HttpCache {
           out = { status: 206, headers: { ...clientHeaders, 'content-range': contentRange(range.start, range.end, sizeHint) }, body: source.pipe(slice) };
           out.headers['content-length'] = String(range.end - range.start + 1);
         } else if (range.kind === 'unsatisfiable') {
-          out = { status: 416, headers: { 'content-range': unsatisfiedRange(sizeHint) }, body: null };
+          out = { status: 416, headers: { 'content-range': unsatisfiedRange(sizeHint), 'x-cache-status': outcome, 'cache-status': clientHeaders['cache-status']! }, body: null };
           client = null;
         } else out.headers['content-length'] = String(sizeHint);
       }
@@ -359,7 +369,7 @@ export class HttpCache {
     h['cache-status'] = formatCacheStatus(this.deps.name, {
       outcome,
       ttlMs: remainingTtlMs(meta, now),
-      ...(fromOrigin ? { stored: true, fwdStatus: ctx.upstreamStatus ?? meta.status } : {}),
+      ...(fromOrigin ? { stored: true, fwdStatus: ctx.upstreamStatus ?? meta.status } : ctx.upstreamStatus !== undefined ? { fwdStatus: ctx.upstreamStatus } : {}),
       ...(ctx.collapsed ? { collapsed: true } : {}),
       ...(ctx.cacheDetail ? { detail: ctx.cacheDetail } : {}),
     });
@@ -378,10 +388,12 @@ export class HttpCache {
     if (cond === 'not-modified') return { status: 304, headers: this.notModified(ctx, meta, outcome), body: null };
     const h = toClientHeaders(meta.headers);
     this.decorate(ctx, h, meta, outcome, false);
-    if (cond === 'precondition-failed') return { status: 412, headers: { 'x-cache-status': outcome }, body: null };
-    const range = parseRange(ctx.method, ctx.headers, meta.size, meta.headers);
+    const bare = () => ({ 'x-cache-status': h['x-cache-status']!, 'cache-status': h['cache-status']! });
+    if (cond === 'precondition-failed') return { status: 412, headers: bare(), body: null };
+    // Ranges apply to complete 200 representations only; a cached 404 is never cut into a 206.
+    const range = meta.status === 200 ? parseRange(ctx.method, ctx.headers, meta.size, meta.headers) : ({ kind: 'full' } as const);
     if (range.kind === 'unsatisfiable') {
-      return { status: 416, headers: { 'content-range': unsatisfiedRange(meta.size), 'x-cache-status': outcome }, body: null };
+      return { status: 416, headers: { ...bare(), 'content-range': unsatisfiedRange(meta.size) }, body: null };
     }
     if (range.kind === 'partial') {
       h['content-range'] = contentRange(range.start, range.end, meta.size);

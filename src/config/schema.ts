@@ -1,5 +1,5 @@
-// The whole configuration, validated once at start. Every setting has a default; docs/configuration.md
-// mirrors this file. Durations come out in milliseconds and sizes in bytes whatever unit was written.
+// The whole configuration, validated once at start. Every setting has a default; the README's
+// configuration reference mirrors this file. Durations come out in milliseconds and sizes in bytes whatever unit was written.
 import { z } from 'zod';
 import { parseDuration, parseSize } from './units.ts';
 

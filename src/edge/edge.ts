@@ -3,7 +3,7 @@
 import type { ServerHttp2Session } from 'node:http2';
 import type { Logger } from 'pino';
 import { HttpCache, type Outgoing } from '../cache/http-cache.ts';
-import { compileCacheKey } from '../cache/key.ts';
+import { compileCacheKey, compileIgnoredParamsFilter } from '../cache/key.ts';
 import { Collapser } from '../cache/lock.ts';
 import type { PolicyOptions } from '../cache/policy.ts';
 import { DiskTier } from '../cache/storage/disk.ts';
@@ -72,6 +72,7 @@ export async function startEdge(o: EdgeOptions): Promise<Edge> {
     return p;
   };
   const keyFn = compileCacheKey(config.cache.key);
+  const stripIgnored = compileIgnoredParamsFilter(config.cache.key.ignoreParams);
   const keyOf = (parts: { scheme: string; host: string; path: string; query: string }) => keyFn(parts);
 
   const cache = new HttpCache({
@@ -111,7 +112,11 @@ export async function startEdge(o: EdgeOptions): Promise<Edge> {
       ctx.cacheOutcome = 'BYPASS';
       if (!isAllowed(purgeAllow, ctx.clientIp)) throw new OutpostError('FORBIDDEN', `PURGE from ${ctx.clientIp} is not allowed by purge.allowFrom`);
       const soft = ctx.headers['x-purge-soft'] === '1' || ctx.headers['x-purge-soft'] === 'true';
-      const count = await o.coordinator.purge({ kind: 'key', key: ctx.cacheKey! }, soft);
+      // Like `outpost purge URL`: both the http and the https copy of the URL.
+      let count = 0;
+      for (const scheme of ['http', 'https'] as const) {
+        count += await o.coordinator.purge({ kind: 'key', key: keyFn({ scheme, host: ctx.host, path: ctx.path, query: ctx.query }) }, soft);
+      }
       log.info({ key: ctx.cacheKey, soft, count, ip: ctx.clientIp }, 'purged by PURGE request');
       const body = Buffer.from(JSON.stringify({ purged: count, key: ctx.cacheKey, soft }) + '\n');
       return { status: count ? 200 : 404, headers: { 'content-type': 'application/json', 'cache-control': 'no-store' }, body };
@@ -122,7 +127,10 @@ export async function startEdge(o: EdgeOptions): Promise<Edge> {
   const driver = new Driver({
     hooks: o.hooks ?? [],
     stages: {
-      cacheKey: (ctx) => keyFn({ scheme: ctx.scheme, host: ctx.host, path: ctx.path, query: ctx.query }),
+      cacheKey: (ctx) => {
+        if (stripIgnored) ctx.query = stripIgnored(ctx.query);
+        return keyFn({ scheme: ctx.scheme, host: ctx.host, path: ctx.path, query: ctx.query });
+      },
       builtin,
       serve: (ctx, body, refresh) => cache.handle(ctx, body, { refresh }),
     },
