@@ -31,7 +31,7 @@ export function testConfig(originUrl: string, overrides: Raw = {}, cacheDir = te
     admin: { host: '127.0.0.1', port: 0 },
     upstream: { pools: { default: { peers: [originUrl], readTimeout: '5s' } } },
     demoOrigin: { enabled: false },
-    cache: { disk: { path: join(cacheDir, 'cache') } },
+    cache: { disk: { path: join(cacheDir, 'cache'), enabled: process.env.OUTPOST_TEST_DISK !== '0' } },
     log: { level: 'silent', access: false },
   };
   return resolveConfig(merge(base, overrides));

@@ -119,7 +119,7 @@ export class HttpCache {
         return this.serveStored(ctx, found, 'UPDATING');
       }
     }
-    return this.fill(ctx, key, found);
+    return this.fill(ctx, key, found, opts.refresh ?? false);
   }
 
   /** Finds the entry for a key in the fastest tier holding a usable copy, following Vary. */
@@ -178,7 +178,7 @@ export class HttpCache {
   }
 
   /** Miss or stale: one request per key fetches from the origin; the others wait for it. */
-  private async fill(ctx: RequestContext, key: string, stale: StoredEntry | undefined): Promise<Outgoing> {
+  private async fill(ctx: RequestContext, key: string, stale: StoredEntry | undefined, refresh: boolean): Promise<Outgoing> {
     let grant: LockGrant | undefined;
     if (this.deps.collapser) {
       grant = await this.deps.collapser.acquire(key);
@@ -195,8 +195,9 @@ export class HttpCache {
         this.deps.metrics.collapsed.inc({ result: grant.outcome === 'stored' ? 'miss' : grant.outcome });
         return this.fetch(ctx, key, stale, undefined);
       }
-      // Another worker may have completed a fill between our lookup and the grant.
-      const e = this.lookup(key, ctx.headers);
+      // Another worker may have completed a fill between our lookup and the grant (a refresh
+      // wants a new copy whatever is there).
+      const e = refresh ? undefined : this.lookup(key, ctx.headers);
       if (e && freshnessState(e.meta, Date.now()) === 'fresh' && e.meta.responseTime > (stale?.meta.responseTime ?? 0)) {
         grant.release('stored');
         return this.serveStored(ctx, e, 'HIT');

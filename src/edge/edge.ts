@@ -6,7 +6,6 @@ import { HttpCache, type Outgoing } from '../cache/http-cache.ts';
 import { compileCacheKey, compileIgnoredParamsFilter } from '../cache/key.ts';
 import { Collapser } from '../cache/lock.ts';
 import type { PolicyOptions } from '../cache/policy.ts';
-import { DiskTier } from '../cache/storage/disk.ts';
 import { RamTier } from '../cache/storage/ram.ts';
 import type { PurgeSpec, StorageTier } from '../cache/storage/tier.ts';
 import type { Coordinator } from '../cluster/coordinator.ts';
@@ -61,7 +60,7 @@ export async function startEdge(o: EdgeOptions): Promise<Edge> {
   const { config, log } = o;
   const tiers: StorageTier[] = [new RamTier({ maxBytes: config.cache.ram.maxBytes, maxObjectBytes: config.cache.ram.maxObjectBytes })];
   if (config.cache.disk.enabled) {
-    tiers.push(await DiskTier.open({ path: config.cache.disk.path, maxBytes: config.cache.disk.maxBytes, maxObjectBytes: config.cache.disk.maxObjectBytes }));
+    tiers.push(await (await import('../cache/storage/disk.ts')).DiskTier.open({ path: config.cache.disk.path, maxBytes: config.cache.disk.maxBytes, maxObjectBytes: config.cache.disk.maxObjectBytes }));
   }
   const metrics = new EdgeMetrics(tiers.map((t) => ({ name: t.name, shared: t.name === 'disk', stats: () => t.stats() })));
   const pools = new Map<string, UpstreamPool>();

@@ -28,8 +28,6 @@ export function classifyClientError(err: NodeJS.ErrnoException): ClientFault {
     case 'HPE_INVALID_TRANSFER_ENCODING':
     case 'HPE_INVALID_CONTENT_LENGTH':
       return { status: 400, reason: 'Bad Request', code: 'AMBIGUOUS_LENGTH' };
-    case 'HPE_INVALID_METHOD':
-      return { status: 405, reason: 'Method Not Allowed', code: 'METHOD_NOT_ALLOWED' };
     default:
       return { status: 400, reason: 'Bad Request', code: 'BAD_REQUEST' };
   }
@@ -62,6 +60,9 @@ export function createListeners(config: OutpostConfig, driver: Driver, tls: TlsM
       headersTimeout: l.headersTimeout,
       requestTimeout: l.requestTimeout,
       keepAliveTimeout: l.keepAliveTimeout,
+      // Node checks header/request timeouts on this interval (30 s by default), which would let a
+      // slow client hold a connection far beyond limits.headersTimeout.
+      connectionsCheckingInterval: Math.max(100, Math.min(1000, Math.floor(l.headersTimeout / 4))),
       requireHostHeader: true,
       joinDuplicateHeaders: false,
       insecureHTTPParser: false,

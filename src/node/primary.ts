@@ -8,7 +8,6 @@ import { fileURLToPath } from 'node:url';
 import { AggregatorRegistry } from 'prom-client';
 import { compileCacheKey } from '../cache/key.ts';
 import { LockTable } from '../cache/lock.ts';
-import { DiskTier } from '../cache/storage/disk.ts';
 import type { PurgeSpec } from '../cache/storage/tier.ts';
 import { isOutpostMessage, type PrimaryMessage, type WorkerMessage } from '../cluster/ipc.ts';
 import type { OutpostConfig } from '../config/load.ts';
@@ -42,7 +41,7 @@ export async function runPrimary(config: OutpostConfig, log: Logger): Promise<Ru
     if (tls.generated) log.info({ dir: config.edge.tls.dir }, 'generated a self-signed TLS certificate');
   }
   const disk = config.cache.disk.enabled
-    ? await DiskTier.open({ path: config.cache.disk.path, maxBytes: config.cache.disk.maxBytes, maxObjectBytes: config.cache.disk.maxObjectBytes })
+    ? await (await import('../cache/storage/disk.ts')).DiskTier.open({ path: config.cache.disk.path, maxBytes: config.cache.disk.maxBytes, maxObjectBytes: config.cache.disk.maxObjectBytes })
     : undefined;
   const locks = new LockTable({ maxAgeMs: config.cache.lock.timeout * 2 });
   const token = randomBytes(16).toString('hex');

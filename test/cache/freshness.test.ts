@@ -100,7 +100,7 @@ describe('cache freshness', () => {
   });
 
   it('does not store responses to requests with Authorization unless the origin says public', async () => {
-    const p1 = `${fresh()}?max_age=60`;
+    const p1 = `${fresh()}?cc=${encodeURIComponent('max-age=60')}`;
     const auth = { authorization: 'Bearer secret' };
     await get(s.base + p1, { headers: auth });
     expect((await get(s.base + p1, { headers: auth })).header('x-cache-status')).toBe('BYPASS');

@@ -18,12 +18,13 @@ async function postJson(url: string, body: unknown) {
 describe('stale-while-revalidate', () => {
   it('serves stale while refreshing once in the background', async () => {
     s = await startStack();
-    const p = `/swr?cc=${cc('max-age=1, stale-while-revalidate=30')}`;
+    // A slow origin keeps the background refresh in flight while the five requests arrive.
+    const p = `/swr?delay=300&cc=${cc('max-age=1, stale-while-revalidate=30')}`;
     await get(s.base + p);
     await sleep(1100);
     const results = await Promise.all(Array.from({ length: 5 }, () => get(s!.base + p)));
     for (const r of results) expect(r.header('x-cache-status')).toBe('UPDATING');
-    await sleep(200);
+    await sleep(500);
     expect(originHits(s.origin, p)).toBe(2);
     expect((await get(s.base + p)).header('x-cache-status')).toBe('HIT');
   });
