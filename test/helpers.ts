@@ -46,10 +46,11 @@ export interface Stack {
   close(): Promise<void>;
 }
 
-export async function startStack(overrides: Raw = {}, opts: { hooks?: readonly EdgeHooks[]; originPort?: number } = {}): Promise<Stack> {
+/** Starts a demo origin and an in-process edge; overrides may depend on the origin's URL. */
+export async function startStack(overrides: Raw | ((originUrl: string) => Raw) = {}, opts: { hooks?: readonly EdgeHooks[]; originPort?: number } = {}): Promise<Stack> {
   const origin = await startDemoOrigin({ port: opts.originPort ?? 0 });
   const dir = tempDir();
-  const config = testConfig(origin.url, overrides, dir);
+  const config = testConfig(origin.url, typeof overrides === 'function' ? overrides(origin.url) : overrides, dir);
   const node = await startInProcessNode(config, { log: createLogger('silent'), ...(opts.hooks ? { hooks: opts.hooks } : {}) });
   return {
     origin,

@@ -28,6 +28,8 @@ process.on('unhandledRejection', (err) => {
 const tls = config.edge.tlsPort !== 0 ? await loadOrCreateCertificate(config.edge.tls) : undefined;
 const edge = await startEdge({ config, coordinator, log, ...(tls ? { tls } : {}), clustered: true, prefetchToken: process.env.OUTPOST_PREFETCH_TOKEN ?? '' });
 AggregatorRegistry.setRegistries([edge.metrics.registry]);
+// prom-client answers the primary's metric requests only once an AggregatorRegistry exists here.
+new AggregatorRegistry();
 
 const shutdown = async () => {
   if (closing) return;
