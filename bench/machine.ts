@@ -140,18 +140,19 @@ function treeOf(stats: readonly ProcStat[], root: number): ProcStat[] {
   return out;
 }
 
-function machineTicks(): { busy: number; total: number } {
-  const line = readFileSync('/proc/stat', 'utf8').split('\n', 1)[0] ?? '';
-  const f = line.trim().split(/\s+/).slice(1).map(Number);
+function machineTicks(): { busy: number; total: number; cpus: number } {
+  const lines = readFileSync('/proc/stat', 'utf8').split('\n');
+  const f = (lines[0] ?? '').trim().split(/\s+/).slice(1).map(Number);
   const [user = 0, nice = 0, system = 0, idle = 0, iowait = 0, irq = 0, softirq = 0, steal = 0] = f;
-  // Interrupt time is not charged to any process, and loopback traffic lands there: leave it out of
-  // "busy" or the bench's own packets would count as someone else's work.
-  return { busy: user + nice + system, total: user + nice + system + idle + iowait + irq + softirq + steal };
+  // Interrupt ticks that land while a process runs are charged to that process's stime as well, so
+  // they belong in "busy" or the bench's own loopback traffic would hide other processes' work.
+  const cpus = lines.filter((l) => /^cpu\d/.test(l)).length;
+  return { busy: user + nice + system + irq + softirq, total: user + nice + system + idle + iowait + irq + softirq + steal, cpus };
 }
 
 export interface CpuSnapshot {
   readonly at: number;
-  readonly machine: { busy: number; total: number };
+  readonly machine: { busy: number; total: number; cpus: number };
   readonly ours: number;
   readonly server: number;
 }
@@ -180,7 +181,8 @@ export function cpuShares(a: CpuSnapshot, b: CpuSnapshot): CpuShares {
   const busy = b.machine.busy - a.machine.busy;
   const ours = b.ours - a.ours;
   const server = b.server - a.server;
-  const ncpu = availableParallelism();
+  // Not availableParallelism(): the bench pins itself to one CPU in the 1-worker phase.
+  const ncpu = Math.max(1, b.machine.cpus);
   const pct = (x: number): number => Math.round(x * 10) / 10;
   return {
     otherPct: pct(Math.max(0, ((busy - ours) / total) * 100)),
@@ -223,15 +225,24 @@ function roleOf(pid: number, root: number): string {
   return pid === root ? 'main' : 'worker';
 }
 
-/** The open-files limit of this process; raised in place with prlimit when the bench needs more. */
+/** Soft and hard open-files limits of this process (children inherit them). */
+export function openFilesLimit(): { soft: number; hard: number } {
+  const m = /^Max open files\s+(\d+|unlimited)\s+(\d+|unlimited)/m.exec(readFileSync('/proc/self/limits', 'utf8'));
+  const n = (x: string | undefined): number => (x === 'unlimited' ? 1_048_576 : Number(x ?? 1024));
+  return { soft: n(m?.[1]), hard: n(m?.[2]) };
+}
+
+/**
+ * Raises this process's open-files limit in place with prlimit (servers started later inherit it):
+ * to `want` if allowed, else the soft limit up to the hard one. Returns the soft limit in force.
+ */
 export async function ensureOpenFiles(want: number): Promise<number> {
-  const read = (): number => {
-    const m = /^Max open files\s+(\d+|unlimited)/m.exec(readFileSync('/proc/self/limits', 'utf8'));
-    return m?.[1] === 'unlimited' ? Infinity : Number(m?.[1] ?? 1024);
-  };
-  if (read() >= want) return read();
+  if (openFilesLimit().soft >= want) return openFilesLimit().soft;
   await runCommand('prlimit', ['--pid', String(process.pid), `--nofile=${want}:${want}`], { timeoutMs: 5_000 });
-  return read();
+  const now = openFilesLimit();
+  if (now.soft >= want) return now.soft;
+  await runCommand('prlimit', ['--pid', String(process.pid), `--nofile=${now.hard}:${now.hard}`], { timeoutMs: 5_000 });
+  return openFilesLimit().soft;
 }
 
 /** The pids of a process and all its descendants. */

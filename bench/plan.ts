@@ -62,7 +62,7 @@ export function buildPlan(opts: BenchOptions, available: readonly ServerId[], cp
     const servers = [...new Set(scenarios.flatMap((s) => serversOf(s, available)))];
     const tls = scenarios.some((s) => s.group === 'tls');
     phases.push({ setup: setups[id], servers, scenarios, tls });
-    estimateS += servers.length * 3;
+    estimateS += servers.length * 1.5;
     for (const s of scenarios) {
       const n = serversOf(s, available).length * (s.repeated ? opts.reps : 1);
       runs += n;

@@ -82,6 +82,8 @@ export interface BarResult {
   readonly target: string;
   /** undefined: not measured in this run (a server or scenario was missing). */
   readonly pass: boolean | undefined;
+  /** A figure behind it comes from a run kept although other processes were busy. */
+  readonly noisy?: boolean;
 }
 
 function ratioBar(s: readonly Summary[], scenario: string, vs: ServerId, min: number, label: string): BarResult {
@@ -89,7 +91,8 @@ function ratioBar(s: readonly Summary[], scenario: string, vs: ServerId, min: nu
   const v = metric(s, scenario, vs, 'rps');
   if (o === undefined || v === undefined || v === 0) return { bar: label, measured: 'not measured', target: `≥ ${min.toFixed(2)}`, pass: undefined };
   const r = o / v;
-  return { bar: label, measured: `${r.toFixed(2)} (${fmtInt(o)} ÷ ${fmtInt(v)})`, target: `≥ ${min.toFixed(2)}`, pass: r >= min };
+  const noisy = (find(s, scenario, 'outpost')?.noisy ?? 0) + (find(s, scenario, vs)?.noisy ?? 0) > 0;
+  return { bar: label, measured: `${r.toFixed(2)} (${fmtInt(o)} ÷ ${fmtInt(v)})`, target: `≥ ${min.toFixed(2)}`, pass: r >= min, noisy };
 }
 
 export function evaluateBars(s: readonly Summary[]): BarResult[] {
@@ -165,20 +168,26 @@ function throughputSection(s: readonly Summary[], ids: readonly string[], title:
   const title0 = (id: string): string => SCENARIOS.find((x) => x.id === id)?.title ?? id;
   const rows = present.map((id) => [
     title0(id),
-    ...cols.map((c) => fmtStat(find(s, id, c)?.metrics['rps'])),
+    ...cols.map((c) => {
+      const x = find(s, id, c);
+      return `${fmtStat(x?.metrics['rps'])}${x && x.noisy > 0 ? ' *' : ''}`;
+    }),
     ratio(s, id, 'nginx'),
     ...(hasNoSf ? [ratio(s, id, 'nginx-nosendfile')] : []),
     ratio(s, id, 'varnish'),
   ]);
-  const latHead = ['p50 / p99 (ms)', ...cols.map((c) => SERVER_LABEL[c])];
+  const latHead = ['p50 / p99 ms (server CPU)', ...cols.map((c) => SERVER_LABEL[c])];
   const latRows = present.map((id) => [
     title0(id),
     ...cols.map((c) => {
-      const m = find(s, id, c)?.metrics;
-      return m?.['p50Ms'] && m['p99Ms'] ? `${ms(m['p50Ms'].median)} / ${ms(m['p99Ms'].median)}` : '—';
+      const x = find(s, id, c);
+      const m = x?.metrics;
+      return m?.['p50Ms'] && m['p99Ms'] ? `${ms(m['p50Ms'].median)} / ${ms(m['p99Ms'].median)} (${x?.serverCpuPct ?? '–'} %)` : '—';
     }),
   ]);
-  return `### ${title}\n\n${table(head, rows)}\n\n${table(latHead, latRows)}`;
+  const noisy = present.some((id) => cols.some((c) => (find(s, id, c)?.noisy ?? 0) > 0));
+  const foot = noisy ? '\n\n\\* includes a run kept although other processes were busy (their CPU is in the JSON).' : '';
+  return `### ${title}\n\n${table(head, rows)}${foot}\n\n${table(latHead, latRows)}`;
 }
 
 function perServer(s: readonly Summary[], scenario: string): Summary[] {
@@ -210,6 +219,7 @@ export function markdownTables(r: BenchResult): string {
   const w2 = r.phases.find((p) => p.id === 'w2');
   const parts: string[] = [];
   const cell = (x: Summary, name: string, f: (v: number) => string = fmtInt): string => fmtStat(x.metrics[name], f);
+  const label = (x: Summary): string => `${SERVER_LABEL[x.server]}${x.noisy > 0 ? ' *' : ''}`;
   parts.push(
     `Run ${r.startedAt} (${r.elapsedS} s${r.options.quick ? ', --quick' : ''}): ${r.options.reps} repetition(s), median (min–max); ` +
       `${r.machine.cpuCount} × ${r.machine.cpuModel}, Linux ${r.machine.kernel}; ` +
@@ -231,7 +241,7 @@ export function markdownTables(r: BenchResult): string {
       `### Thundering herd — ${r.options.herdClients} clients at once, one cold key, ${HERD_ORIGIN_DELAY_MS} ms origin, 2 workers\n\n` +
         table(
           ['Server', 'Origin requests', 'p50 (ms)', 'p99 (ms)', 'max (ms)', 'Failed clients'],
-          herd.map((x) => [SERVER_LABEL[x.server], cell(x, 'originRequests'), cell(x, 'p50Ms', ms), cell(x, 'p99Ms', ms), cell(x, 'maxMs', ms), cell(x, 'errors')]),
+          herd.map((x) => [label(x), cell(x, 'originRequests'), cell(x, 'p50Ms', ms), cell(x, 'p99Ms', ms), cell(x, 'maxMs', ms), cell(x, 'errors')]),
         ),
     );
   }
@@ -241,7 +251,7 @@ export function markdownTables(r: BenchResult): string {
       `### Long tail (seed 004) — 96 % to 5 items, 4 % over 200, max-age 10 s, 200 ms origin, ${r.options.longTailS} s, 2 workers\n\n` +
         table(
           ['Server', 'req/s', 'Origin requests', 'p50 (ms)', 'p99 (ms)', 'Errors'],
-          lt.map((x) => [SERVER_LABEL[x.server], cell(x, 'rps'), cell(x, 'originRequests'), cell(x, 'p50Ms', ms), cell(x, 'p99Ms', ms), cell(x, 'errors')]),
+          lt.map((x) => [label(x), cell(x, 'rps'), cell(x, 'originRequests'), cell(x, 'p50Ms', ms), cell(x, 'p99Ms', ms), cell(x, 'errors')]),
         ),
     );
   }
@@ -271,7 +281,7 @@ export function markdownTables(r: BenchResult): string {
   }
   if (r.bars.length > 0) {
     const mark = (p: boolean | undefined): string => (p === undefined ? 'n/a' : p ? 'PASS' : 'FAIL');
-    parts.push(`### Bars (issue 3)\n\n${table(['Bar', 'Measured', 'Target', 'Result'], r.bars.map((b) => [b.bar, b.measured, b.target, mark(b.pass)]))}`);
+    parts.push(`### Bars (issue 3)\n\n${table(['Bar', 'Measured', 'Target', 'Result'], r.bars.map((b) => [b.bar, b.measured, b.target, `${mark(b.pass)}${b.noisy === true ? ' \\*' : ''}`]))}`);
   }
   const kept = r.records.filter((x) => !x.discarded);
   const discarded = r.records.length - kept.length;
@@ -280,7 +290,7 @@ export function markdownTables(r: BenchResult): string {
   const others = median(kept.flatMap((x) => (x.cpu ? [x.cpu.otherPct] : [])));
   parts.push(
     `Runs: ${kept.length} kept, ${discarded} discarded and repeated because other processes used more than ${r.options.maxOtherCpuPct} % of the machine, ` +
-      `${noisy} kept although noisy, ${failed} failed; median CPU of other processes during runs ${Number.isNaN(others) ? '–' : others.toFixed(1)} %.`,
+      `${noisy} kept although noisy (marked \\*), ${failed} failed; median CPU of other processes during runs ${Number.isNaN(others) ? '–' : others.toFixed(1)} %.`,
   );
   const notes = s.filter((x) => x.notes.length > 0).map((x) => `- ${x.scenario} / ${SERVER_LABEL[x.server]}: ${x.notes.join('; ')}`);
   if (notes.length > 0) parts.push(`Notes:\n\n${notes.join('\n')}`);
@@ -332,6 +342,21 @@ them at the end.
 - **Loads**: wrk (HTTP/1.1 and HTTPS), h2load (h2; autocannon cannot speak h2), and two generators of the
   bench's own on \`node:net\`: the herd (all connections opened first, then every request written in one
   loop) and the idle keep-alive connections (each makes one request, then stays open).
+
+## Reading the figures
+
+- On 2 cores the load generator is never far from its own limit: with 1 worker, wrk has one core, and
+  nginx serving 1 KB hits needs about as much CPU as wrk does to ask for them. The latency tables show
+  the server's CPU (in % of one core) next to p50/p99: a server well under 100 % was held back by the load
+  generator, so its ratio to Outpost is, if anything, flattering to Outpost's competitor.
+- Pass-through uses one URL whose responses say \`no-store\`. nginx, with \`proxy_cache_lock on\`, makes
+  concurrent requests for it wait for the first one and poll the lock every 500 ms before going to the
+  origin themselves: hence its tiny p50 and its p99 in hundreds of milliseconds. Varnish marks the object
+  hit-for-miss and sends everyone through at once.
+- The herd: nginx's lock waiters also poll every 500 ms, so its clients get their answer about 500 ms
+  after the first byte is asked for, on a 200 ms origin; Varnish wakes its waiters when the object arrives.
+- The long tail counts each item fetched per freshness period (205 items, max-age 10 s): a 30 s run needs
+  about 205 × 3 origin requests at best, more when each worker fetches for itself.
 
 ## Latest results
 

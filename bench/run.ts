@@ -11,12 +11,14 @@ import { stopAll } from './proc.ts';
 import { evaluateBars, markdownTables, summarise, writeResults, type BenchResult } from './report.ts';
 import { runPlan } from './runner.ts';
 import { selectScenarios } from './scenarios/index.ts';
-import { startOrigin } from './servers/origin.ts';
+import { ORIGIN_SCRIPT, startOrigin } from './servers/origin.ts';
 import { outpostAvailable } from './servers/outpost.ts';
 import type { ServerId } from './servers/types.ts';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 const say = (line: string): void => console.log(line);
+/** The run's scratch folder (server configs, nginx cache files), removed however the run ends. */
+let scratch: string | undefined;
 
 function nodeBinary(): string {
   const local = join(root, 'node_modules/.bin/node');
@@ -67,7 +69,7 @@ async function main(): Promise<number> {
     const missing = (['nginx', 'varnishd', 'wrk', 'h2load'] as const).filter((t) => tools[t] === undefined);
     say(`tools: ${Object.entries(tools).map(([k, v]) => `${k} ${v}`).join(', ') || 'none found'}${missing.length > 0 ? `; missing (would be installed from Debian): ${missing.join(', ')}` : ''}`);
     say(`outpost: ${outpostAvailable(root) ? 'src/cli.ts' : 'src/cli.ts not in the tree yet (would be skipped)'}`);
-    say(`origin: ${existsSync(join(root, 'src/origin/main.ts')) ? 'src/origin/main.ts' : 'bench/servers/temp-origin.ts (src/origin/main.ts not in the tree yet)'}`);
+    say(`origin: ${existsSync(join(root, ORIGIN_SCRIPT)) ? ORIGIN_SCRIPT : `${ORIGIN_SCRIPT} is not in the tree yet`}`);
     const plan = buildPlan(opts, serverIdsFor(opts.servers), machine.cpuCount);
     for (const line of describePlan(plan, opts)) say(line);
     say(`scenarios: ${plan.phases.flatMap((p) => p.scenarios.map((s) => s.id)).join(', ')}`);
@@ -99,6 +101,7 @@ async function main(): Promise<number> {
 
   const startedAt = new Date();
   const tmp = mkdtempSync(join(tmpdir(), 'outpost-bench-'));
+  scratch = tmp;
   const origin = await startOrigin(root, nodePath);
   say(`origin (${origin.source}) on 127.0.0.1:${origin.port}`);
   try {
@@ -139,7 +142,10 @@ async function main(): Promise<number> {
 for (const signal of ['SIGINT', 'SIGTERM'] as const) {
   process.once(signal, () => {
     say(`\n${signal}: stopping the servers`);
-    void stopAll().finally(() => process.exit(130));
+    void stopAll().finally(() => {
+      if (scratch !== undefined) rmSync(scratch, { recursive: true, force: true });
+      process.exit(130);
+    });
   });
 }
 

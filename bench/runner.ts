@@ -3,7 +3,7 @@
 // the machine disturbed. One progress line per run.
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { availableParallelism } from 'node:os';
+import { cpus } from 'node:os';
 import { cpuShares, cpuSnapshot, type ToolPaths } from './machine.ts';
 import type { BenchOptions } from './options.ts';
 import type { Plan, PlannedPhase } from './plan.ts';
@@ -31,6 +31,8 @@ export interface RunRecord {
   readonly notes: readonly string[];
   readonly detail?: unknown;
   readonly error?: string;
+  /** Wall time of the whole attempt, warm-up included. */
+  readonly elapsedS: number;
 }
 
 export interface RunnerEnv {
@@ -76,18 +78,21 @@ function progressLine(r: RunRecord, index: number, total: number, scenario: Scen
   if (m['p99Ms'] !== undefined) parts.push(`p99 ${f(m['p99Ms'], ' ms')}`);
   if (scenario.group === 'herd') parts.push(`max ${f(m['maxMs'], ' ms')}`);
   if (scenario.group === 'memory') parts.push(`RSS idle ${f(m['idleTotalMiB'], ' MiB', 1)}, load ${f(m['loadTotalMiB'], ' MiB', 1)}, ${m['idleConnections'] ?? 0} conns ${f(m['connsTotalMiB'], ' MiB', 1)}`);
-  if (r.cpu) parts.push(`other CPU ${r.cpu.otherPct.toFixed(1)}%, server ${Math.round(r.cpu.serverPct)}%`);
+  if (r.cpu) parts.push(`CPU: other ${r.cpu.otherPct.toFixed(1)}%, server ${Math.round(r.cpu.serverPct)}%, load ${Math.round(r.cpu.loadPct)}%`);
   const status = r.error ? `FAILED: ${r.error.split('\n')[0]}` : r.discarded ? '→ discarded (busy machine), repeating' : r.noisy ? '(noisy, kept)' : '';
   const rep = scenario.repeated ? `rep ${r.rep}/${reps}` : 'once';
-  return `[${String(index).padStart(3)}/${total}] ${r.scenario.padEnd(16)} ${r.server.padEnd(16)} ${rep.padEnd(8)} ${parts.join('  ')} ${status}${r.notes.length > 0 ? ` (${r.notes.join('; ')})` : ''}`.trimEnd();
+  return `[${String(index).padStart(3)}/${total}] ${r.scenario.padEnd(16)} ${r.server.padEnd(16)} ${rep.padEnd(8)} ${parts.join('  ')}  ${r.elapsedS.toFixed(1)} s ${status}${r.notes.length > 0 ? ` (${r.notes.join('; ')})` : ''}`.trimEnd();
 }
 
 export async function runPlan(env: RunnerEnv, plan: Plan): Promise<RunRecord[]> {
   const { opts } = env;
   const records: RunRecord[] = [];
-  const allCpus = `0-${availableParallelism() - 1}`;
+  const allCpus = `0-${cpus().length - 1}`;
   let index = 0;
   let runSeq = 0;
+  const warmed = new Set<string>();
+  // Planned seconds still ahead, to decide whether a noisy run can be repeated within the budget.
+  let aheadS = plan.estimateS;
   for (const phase of plan.phases) {
     const place = phase.setup.loadCpus ?? allCpus;
     // The bench process (herd and idle-connection clients), the origin and wrk share the load CPU.
@@ -114,6 +119,7 @@ export async function runPlan(env: RunnerEnv, plan: Plan): Promise<RunRecord[]> 
             origin: env.origin,
             phase: phase.setup,
             runId: `${Date.now().toString(36)}-${runSeq}`,
+            firstRun: !warmed.has(`${scenario.id}/${server.id}`),
             window: async (srv, fn) => {
               const a = cpuSnapshot([srv.pid]);
               const value = await fn();
@@ -123,14 +129,18 @@ export async function runPlan(env: RunnerEnv, plan: Plan): Promise<RunRecord[]> 
           };
           let m: Measurement | undefined;
           let error: string | undefined;
+          const t0 = Date.now();
           try {
             m = await scenario.run(ctx, server);
           } catch (e) {
             error = (e as Error).message;
           }
           const busy = m !== undefined && m.cpu.otherPct > opts.maxOtherCpuPct;
-          const outOfTime = (Date.now() - env.startedAt) / 1_000 > opts.budgetS;
-          const retry = busy && attempt < opts.maxAttempts && !outOfTime;
+          const elapsedS = (Date.now() - env.startedAt) / 1_000;
+          const outOfTime = elapsedS + aheadS > (opts.budgetS ?? plan.estimateS * 2);
+          // Memory readings do not suffer from a busy CPU, and a second attempt would start from the
+          // first one's connections: only throughput-style (repeated) runs are redone.
+          const retry = busy && scenario.repeated && attempt < opts.maxAttempts && !outOfTime;
           const record: RunRecord = {
             scenario: scenario.id,
             phase: phase.setup.id,
@@ -144,10 +154,15 @@ export async function runPlan(env: RunnerEnv, plan: Plan): Promise<RunRecord[]> 
             notes: m?.notes ?? [],
             ...(m?.detail !== undefined ? { detail: m.detail } : {}),
             ...(error !== undefined ? { error } : {}),
+            elapsedS: Math.round((Date.now() - t0) / 100) / 10,
           };
           records.push(record);
-          if (!retry) index++;
-          env.say(progressLine(record, index, plan.runs, scenario, opts.reps));
+          if (m !== undefined) warmed.add(`${scenario.id}/${server.id}`);
+          if (!retry) {
+            index++;
+            aheadS -= scenario.seconds(opts);
+          }
+          env.say(progressLine(record, retry ? index + 1 : index, plan.runs, scenario, opts.reps));
           if (!retry) return;
         }
       };

@@ -1,6 +1,6 @@
 // wrk from Debian drives every HTTP/1.1 load; a Lua done() hook prints the summary as one JSON line so
 // nothing depends on wrk's human-readable output.
-import { writeFileSync, mkdtempSync } from 'node:fs';
+import { writeFileSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { OutpostError } from '../../src/errors.ts';
@@ -46,7 +46,11 @@ end
 let scriptDir: string | undefined;
 
 function writeScript(lua: string | undefined): string {
-  scriptDir ??= mkdtempSync(join(tmpdir(), 'outpost-bench-lua-'));
+  if (scriptDir === undefined) {
+    const dir = mkdtempSync(join(tmpdir(), 'outpost-bench-lua-'));
+    process.once('exit', () => rmSync(dir, { recursive: true, force: true }));
+    scriptDir = dir;
+  }
   const file = join(scriptDir, `load-${Date.now()}-${Math.random().toString(36).slice(2)}.lua`);
   writeFileSync(file, `${lua ?? ''}\n${REPORT_LUA}`);
   return file;

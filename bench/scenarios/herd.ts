@@ -14,7 +14,7 @@ export function herdScenario(phase: PhaseId): Scenario {
     phase,
     servers: ['outpost', 'nginx', 'varnish'],
     repeated: true,
-    seconds: () => 1.5,
+    seconds: () => 1,
     describe: (o) => `${o.herdClients} connections, one request each written at once, one cold key, origin delay ${HERD_ORIGIN_DELAY_MS} ms (node:net client)`,
     run: async (ctx, server) => {
       const path = `/herd/${server.id}-${ctx.runId}?delay=${HERD_ORIGIN_DELAY_MS}&max_age=60`;

@@ -19,7 +19,7 @@ export function hitScenario(size: HitSize, phase: PhaseId): Scenario {
     phase,
     servers,
     repeated: true,
-    seconds: (o) => o.durationS + o.warmupS + 0.5,
+    seconds: (o) => o.durationS + o.warmupS / o.reps + 0.2,
     describe: (o, p) => `GET /static/${size} (cached), ${describeWrk({ url: '', threads: p.threads, connections: p.connections, durationS: o.durationS, cpus: p.loadCpus })}`,
     run: (ctx, server) => warmThenMeasure(ctx, server, { path: `/static/${size}`, expectCache: 'HIT', durationS: ctx.opts.durationS }),
   };

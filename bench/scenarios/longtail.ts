@@ -39,7 +39,7 @@ export function longTailScenario(phase: PhaseId): Scenario {
     phase,
     servers: ['outpost', 'nginx', 'varnish'],
     repeated: true,
-    seconds: (o) => o.longTailS + 1,
+    seconds: (o) => o.longTailS + 0.2,
     describe: (o) => `96 % of requests to 5 items, 4 % over 200 others, max-age 10, origin delay 200 ms, cold start, ${describeWrk(load('', o.longTailS, ''))}`,
     run: async (ctx, server) => {
       const wrk = ctx.tools.wrk;

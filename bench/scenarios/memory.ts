@@ -24,7 +24,7 @@ export function memoryScenario(phase: PhaseId): Scenario {
     phase,
     servers: ['outpost', 'nginx', 'varnish'],
     repeated: false,
-    seconds: (o) => o.durationS + 12,
+    seconds: (o) => o.durationS + 3,
     describe: (o) => `RSS idle, peak during a ${o.durationS}s HIT 1 KB load, and with ${o.idleConnections.toLocaleString('en')} idle keep-alive connections open`,
     run: async (ctx, server) => {
       const wrk = ctx.tools.wrk;

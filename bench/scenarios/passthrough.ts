@@ -12,7 +12,7 @@ export function passThroughScenario(phase: PhaseId): Scenario {
     phase,
     servers: ['outpost', 'nginx', 'varnish'],
     repeated: true,
-    seconds: (o) => o.durationS + o.warmupS + 0.5,
+    seconds: (o) => o.durationS + o.warmupS / o.reps + 0.2,
     describe: (o, p) => `GET /api/pass?cc=no-store (uncacheable), ${describeWrk({ url: '', threads: p.threads, connections: p.connections, durationS: o.durationS, cpus: p.loadCpus })}`,
     run: (ctx, server) => warmThenMeasure(ctx, server, { path: '/api/pass?cc=no-store', durationS: ctx.opts.durationS }),
   };

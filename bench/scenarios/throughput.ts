@@ -26,7 +26,7 @@ export async function warmThenMeasure(ctx: RunContext, server: RunningServer, ru
   for (let i = 0; i < 2; i++) await httpGet(server.port, run.path);
   const url = run.url ?? `http://127.0.0.1:${server.port}${run.path}`;
   // Warms JIT, connection pools and page cache, and fills the cache of every worker.
-  await runWrk(wrk, wrkLoad(ctx, url, ctx.opts.warmupS));
+  if (ctx.firstRun) await runWrk(wrk, wrkLoad(ctx, url, ctx.opts.warmupS));
   if (run.expectCache !== undefined) {
     const probe = await httpGet(server.port, run.path);
     const status = String(probe.headers['x-cache-status'] ?? 'none');

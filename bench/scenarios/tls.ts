@@ -1,7 +1,7 @@
 // Cache HIT over HTTPS (HTTP/1.1, wrk) and over h2 (h2load), for Outpost alone.
 import { OutpostError } from '../../src/errors.ts';
 import { httpGet } from '../proc.ts';
-import { describeWrk, runWrk } from '../load/wrk.ts';
+import { describeWrk } from '../load/wrk.ts';
 import { describeH2load, runH2load, type H2Load } from '../load/h2load.ts';
 import { warmThenMeasure } from './throughput.ts';
 import type { PhaseId, Scenario } from './types.ts';
@@ -14,7 +14,7 @@ export function httpsScenario(phase: PhaseId): Scenario {
     phase,
     servers: ['outpost'],
     repeated: true,
-    seconds: (o) => o.durationS + o.warmupS + 0.5,
+    seconds: (o) => o.durationS + o.warmupS / o.reps + 0.2,
     describe: (o, p) => `GET https://…/static/1k, ${describeWrk({ url: '', threads: p.threads, connections: p.connections, durationS: o.durationS, cpus: p.loadCpus })}`,
     run: async (ctx, server) => {
       if (server.tlsPort === undefined) throw new OutpostError('INTERNAL', 'outpost was started without TLS');
@@ -35,7 +35,7 @@ export function h2Scenario(phase: PhaseId): Scenario {
     phase,
     servers: ['outpost'],
     repeated: true,
-    seconds: (o) => o.durationS + o.warmupS + 0.5,
+    seconds: (o) => o.durationS + o.warmupS + 0.2,
     describe: (o, p) => `GET /static/1k over h2 (TLS), ${describeH2load(h2Load(o.durationS, o.warmupS, p.loadCpus, ''))}; needs h2load (nghttp2-client)`,
     run: async (ctx, server) => {
       const bin = ctx.tools.h2load;

@@ -38,6 +38,8 @@ export interface RunContext {
   readonly phase: PhaseSetup;
   /** Unique per measured attempt, for cold keys that no earlier run has cached. */
   readonly runId: string;
+  /** First measured run of this scenario on this server: warm up fully (later repetitions are warm). */
+  readonly firstRun: boolean;
   /** Runs fn and reports the CPU shares of the machine while it ran. */
   window<T>(server: RunningServer, fn: () => Promise<T>): Promise<{ value: T; cpu: CpuShares }>;
 }

@@ -3,7 +3,7 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { freePort, httpGet, startProcess, waitUntil } from '../proc.ts';
-import { treePids } from '../machine.ts';
+import { openFilesLimit, treePids } from '../machine.ts';
 import type { RunningServer, StartOptions } from './types.ts';
 
 export interface NginxOptions extends StartOptions {
@@ -11,14 +11,15 @@ export interface NginxOptions extends StartOptions {
   readonly sendfile?: boolean;
 }
 
-export function nginxConfig(p: { dir: string; port: number; originPort: number; workers: number; sendfile: boolean }): string {
+export function nginxConfig(p: { dir: string; port: number; originPort: number; workers: number; sendfile: boolean; maxFiles: number; root: boolean }): string {
+  // As root, workers would switch to www-data and could not use the bench's private scratch folder.
   return `daemon off;
-master_process on;
+${p.root ? 'user root;\n' : ''}master_process on;
 worker_processes ${p.workers};
-worker_rlimit_nofile 65536;
+worker_rlimit_nofile ${p.maxFiles};
 pid ${join(p.dir, 'nginx.pid')};
 error_log ${join(p.dir, 'error.log')} warn;
-events { worker_connections 30000; }
+events { worker_connections ${Math.max(1024, p.maxFiles - 1000)}; }
 http {
   access_log off;
   sendfile ${p.sendfile ? 'on' : 'off'};
@@ -63,7 +64,7 @@ export async function start(originPort: number, workers: number, opts: NginxOpti
   mkdirSync(join(opts.dir, 'tmp'), { recursive: true });
   mkdirSync(join(opts.dir, 'cache'), { recursive: true });
   const conf = join(opts.dir, 'nginx.conf');
-  writeFileSync(conf, nginxConfig({ dir: opts.dir, port, originPort, workers, sendfile }));
+  writeFileSync(conf, nginxConfig({ dir: opts.dir, port, originPort, workers, sendfile, maxFiles: openFilesLimit().hard, root: process.getuid?.() === 0 }));
   const proc = startProcess(opts.bin, ['-p', opts.dir, '-c', conf, '-e', join(opts.dir, 'error.log')], { cpus: opts.cpus });
   const label = sendfile ? 'nginx' : 'nginx (sendfile off)';
   await waitUntil(label, proc, 20_000, async () => (await httpGet(port, '/__bench_ready', { timeoutMs: 1_000 })).status > 0);

@@ -9,6 +9,7 @@ import { mapUpstreamError, type UpstreamPool, type UpstreamResponse } from '../u
 import { upstreamHeaders, type ForwardingOptions } from '../upstream/headers.ts';
 import { evaluateConditional, notModifiedHeaders } from './conditional.ts';
 import { fillFromOrigin, sliceStream } from './fill.ts';
+import { PurgeLog } from './purge-log.ts';
 import type { Collapser, LockGrant } from './lock.ts';
 import { formatCacheStatus, type CacheOutcome } from './outcome.ts';
 import {
@@ -32,7 +33,7 @@ import {
 } from './policy.ts';
 import { contentRange, parseRange, unsatisfiedRange } from './range.ts';
 import { normalizeAcceptEncoding, parseVary, variantSuffix } from './vary.ts';
-import { VARIANT_SEPARATOR, type HeaderList, type StorageTier, type StoredEntry, type StoredMeta } from './storage/tier.ts';
+import { VARIANT_SEPARATOR, type HeaderList, type PurgeSpec, type StorageTier, type StoredEntry, type StoredMeta } from './storage/tier.ts';
 
 export interface Outgoing {
   status: number;
@@ -96,9 +97,22 @@ export class HttpCache {
   private readonly deps: HttpCacheDeps;
   private readonly promoting = new Set<string>();
   private readonly revalidating = new Set<string>();
+  private readonly purges = new PurgeLog();
 
   constructor(deps: HttpCacheDeps) {
     this.deps = deps;
+  }
+
+  /** Called for every purge this process applies, so fills in flight can honour it (purge-log.ts). */
+  notePurge(spec: PurgeSpec, soft: boolean): void {
+    this.purges.note(spec, soft);
+  }
+
+  /** Re-applies purges that arrived while a fill was in flight to what the fill just committed. */
+  private async honourLatePurges(since: number, key: string, tags: readonly string[]): Promise<void> {
+    const late = this.purges.since(since, key, tags);
+    if (!late.hard && !late.soft) return;
+    await Promise.all(this.deps.tiers.map((t) => (late.hard ? t.delete(key) : t.purge({ kind: 'key', key }, true)).catch(() => false)));
   }
 
   /** Answers a request from cache or origin. `body` is the client's request body, if any. */
@@ -184,7 +198,8 @@ export class HttpCache {
       grant = await this.deps.collapser.acquire(key);
       if (grant.role === 'reader') {
         ctx.collapsed = true;
-        if (grant.outcome === 'stored') {
+        // A refresh (prefetch) wants a copy fetched after it was asked for, not the fill it waited on.
+        if (grant.outcome === 'stored' && !refresh) {
           const e = this.lookup(key, ctx.headers);
           if (e && freshnessState(e.meta, Date.now()) === 'fresh') {
             this.deps.metrics.collapsed.inc({ result: 'hit' });
@@ -296,14 +311,15 @@ export class HttpCache {
     const makeMeta = (size: number): StoredMeta => ({ key: storageKey, status: res.status, headers: stored, requestTime, responseTime, ttlMs: f.ttlMs, swrMs: f.swrMs, sieMs: f.sieMs, tags, vary: vary, size });
 
     ctx.cacheOutcome = outcome;
-    const fillDone = (result: { stored: boolean; error?: Error }) => {
+    const fillDone = async (result: { stored: boolean; error?: Error }) => {
+      if (result.stored) await this.honourLatePurges(requestTime, storageKey, tags);
       grant?.release(result.stored ? 'stored' : result.error ? 'failed' : 'uncacheable');
       if (result.error) this.deps.log.warn({ key: storageKey, err: result.error.message }, 'cache fill failed; nothing stored');
     };
     const meta0 = makeMeta(sizeHint ?? 0);
     if (background) {
       const r = await fillFromOrigin(res.body, writers, null, makeMeta);
-      fillDone(r);
+      await fillDone(r);
       return { status: res.status, headers: {}, body: null };
     }
     const clientHeaders = toClientHeaders(stored);

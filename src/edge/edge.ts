@@ -90,10 +90,17 @@ export async function startEdge(o: EdgeOptions): Promise<Edge> {
     },
   });
 
-  // In a cluster the primary owns the shared disk tier's purges; each worker purges its RAM.
-  const ownTiers = o.clustered ? tiers.filter((t) => t.name !== 'disk') : tiers;
+  // Every process applies a purge to all its tiers, the shared disk tier included: a worker that
+  // committed a fill just after the primary purged the disk removes it again here. In a cluster the
+  // primary counts the disk tier's entries, so a worker reports only its RAM tier's.
   const purgeLocal = async (spec: PurgeSpec, soft: boolean): Promise<number> => {
-    const counts = await Promise.all(ownTiers.map((t) => t.purge(spec, soft)));
+    cache.notePurge(spec, soft);
+    const counts = await Promise.all(
+      tiers.map(async (t) => {
+        const n = await t.purge(spec, soft);
+        return o.clustered && t.name === 'disk' ? 0 : n;
+      }),
+    );
     const n = counts.reduce((a, b) => a + b, 0);
     if (n) metrics.purges.inc({ kind: spec.kind, mode: soft ? 'soft' : 'hard' }, n);
     return n;

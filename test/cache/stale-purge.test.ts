@@ -19,9 +19,10 @@ describe('stale-while-revalidate', () => {
   it('serves stale while refreshing once in the background', async () => {
     s = await startStack();
     // A slow origin keeps the background refresh in flight while the five requests arrive.
-    const p = `/swr?delay=300&cc=${cc('max-age=1, stale-while-revalidate=30')}`;
+    // max-age=2: the origin's Date has one-second resolution, so a 1 s lifetime can look spent at once.
+    const p = `/swr?delay=300&cc=${cc('max-age=2, stale-while-revalidate=30')}`;
     await get(s.base + p);
-    await sleep(1100);
+    await sleep(2100);
     const results = await Promise.all(Array.from({ length: 5 }, () => get(s!.base + p)));
     for (const r of results) expect(r.header('x-cache-status')).toBe('UPDATING');
     await sleep(500);
