@@ -111,8 +111,8 @@ export class HttpCache {
   /** Re-applies purges that arrived while a fill was in flight to what the fill just committed. */
   private async honourLatePurges(since: number, key: string, tags: readonly string[]): Promise<void> {
     const late = this.purges.since(since, key, tags);
-    if (!late.hard && !late.soft) return;
-    await Promise.all(this.deps.tiers.map((t) => (late.hard ? t.delete(key) : t.purge({ kind: 'key', key }, true)).catch(() => false)));
+    if (!late.hardAt && !late.softAt) return;
+    await Promise.all(this.deps.tiers.map((t) => (late.hardAt ? t.delete(key) : t.purge({ kind: 'key', key }, true)).catch(() => false)));
   }
 
   /** Answers a request from cache or origin. `body` is the client's request body, if any. */
@@ -153,7 +153,15 @@ export class HttpCache {
       // by another worker.
       if (freshnessState(best.meta, Date.now()) === 'fresh') break;
     }
-    if (best && bestTier > 0) this.promote(key, best, bestTier);
+    if (!best) return undefined;
+    // An entry whose fill began before a purge that names it is purged, even if its commit landed
+    // after the purge ran (the tiers' own purge could not see it then).
+    if (this.purges.size) {
+      const p = this.purges.since(best.meta.requestTime, best.meta.key, best.meta.tags);
+      if (p.hardAt) return undefined;
+      if (p.softAt && !best.meta.invalidatedAt) best = { meta: { ...best.meta, invalidatedAt: p.softAt }, body: best.body };
+    }
+    if (bestTier > 0) this.promote(key, best, bestTier);
     return best;
   }
 
@@ -206,8 +214,15 @@ export class HttpCache {
             return this.serveStored(ctx, e, 'HIT');
           }
         }
-        // The fill failed, timed out or was uncacheable: go to the origin ourselves, without the lock.
         this.deps.metrics.collapsed.inc({ result: grant.outcome === 'stored' ? 'miss' : grant.outcome });
+        if (grant.outcome === 'stored') {
+          // Stored where this worker cannot read it: one local request fetches for the others here.
+          const local = await this.deps.collapser.acquireLocal(key);
+          if (local.role === 'writer') return this.fetch(ctx, key, stale, local);
+          const e = this.lookup(key, ctx.headers);
+          if (local.outcome === 'stored' && e && freshnessState(e.meta, Date.now()) === 'fresh') return this.serveStored(ctx, e, 'HIT');
+        }
+        // The fill failed, timed out or was uncacheable: go to the origin ourselves, without the lock.
         return this.fetch(ctx, key, stale, undefined);
       }
       // Another worker may have completed a fill between our lookup and the grant (a refresh

@@ -122,4 +122,21 @@ describe('request collapsing lock', () => {
     await new Promise((r) => setTimeout(r, 120));
     expect(table.size).toBe(0);
   });
+
+  it('collapses within a worker only when asked to, without the node-wide table', async () => {
+    let asked = 0;
+    const remote: RemoteLock = {
+      acquire: () => {
+        asked++;
+        return new Promise(() => undefined);
+      },
+      release: () => undefined,
+    };
+    const c = new Collapser(remote, { timeoutMs: 1000 });
+    const first = writer(await c.acquireLocal('k'));
+    const others = Array.from({ length: 5 }, () => c.acquireLocal('k'));
+    first.release('stored');
+    for (const o of await Promise.all(others)) expect(o).toEqual({ role: 'reader', outcome: 'stored' });
+    expect(asked).toBe(0);
+  });
 });

@@ -96,6 +96,7 @@ interface Pending {
 
 export class Collapser {
   private readonly inflight = new Map<string, Pending>();
+  private readonly localInflight = new Map<string, Pending>();
   private readonly remote: RemoteLock;
   private readonly timeoutMs: number;
 
@@ -164,6 +165,29 @@ export class Collapser {
           resolve({ role: 'reader', outcome: 'failed' });
         },
       );
+    });
+  }
+
+  /**
+   * Collapses within this worker only. Used when another worker's fill finished but left nothing
+   * this worker can read (no shared tier, or the object only fitted the other worker's RAM): the
+   * local waiters then share one origin request instead of each making their own.
+   */
+  acquireLocal(key: string): Promise<LockGrant> {
+    const p = this.localInflight.get(key);
+    if (p) return this.waitLocally(p);
+    const mine: Pending = { waiters: new Set() };
+    this.localInflight.set(key, mine);
+    let released = false;
+    return Promise.resolve({
+      role: 'writer',
+      release: (outcome: FillOutcome) => {
+        if (released) return;
+        released = true;
+        if (this.localInflight.get(key) === mine) this.localInflight.delete(key);
+        for (const w of mine.waiters) w(outcome);
+        mine.waiters.clear();
+      },
     });
   }
 

@@ -36,17 +36,21 @@ export class PurgeLog {
     while (this.entries.length && now - this.entries[0]!.at > this.keepMs) this.entries.shift();
   }
 
-  /** The purges since `since` (inclusive) that match an entry, hard ones first. */
-  since(since: number, key: string, tags: readonly string[]): { hard: boolean; soft: boolean } {
-    let hard = false;
-    let soft = false;
+  /** The newest hard and soft purges at or after `since` that match an entry (0 when none). */
+  since(since: number, key: string, tags: readonly string[]): { hardAt: number; softAt: number } {
+    let hardAt = 0;
+    let softAt = 0;
     for (let i = this.entries.length - 1; i >= 0; i--) {
       const e = this.entries[i]!;
       if (e.at < since) break;
       if (!purgeMatches(e.spec, key, tags)) continue;
-      if (e.soft) soft = true;
-      else hard = true;
+      if (e.soft) softAt ||= e.at;
+      else hardAt ||= e.at;
     }
-    return { hard, soft };
+    return { hardAt, softAt };
+  }
+
+  get size(): number {
+    return this.entries.length;
   }
 }

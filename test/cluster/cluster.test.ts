@@ -68,6 +68,14 @@ describe('a node with two worker processes', () => {
     expect(slowest).toBeLessThan(200 + 5000);
   });
 
+  it('asks the origin at most once per worker when there is no shared disk tier', async () => {
+    const n = await start({ cache: { disk: { enabled: false } } });
+    const p = '/herd-ram-only?delay=200&max_age=60';
+    const results = await fanOut(n.base + p, 400);
+    expect(results.every((r) => r.status === 200)).toBe(true);
+    expect(originHits(origin, p)).toBeLessThanOrEqual(2);
+  });
+
   it("shares one worker's fill with every worker through the disk tier", async () => {
     const n = await start();
     const p = '/shared?max_age=60';
