@@ -139,9 +139,15 @@ describe('a node with two worker processes', () => {
     // Start the fill, then kill both workers while the origin is halfway through the body.
     const pending = get(n.base + p).catch(() => undefined);
     await sleep(500);
-    for (const pid of await workerPids(n.admin)) process.kill(pid, 'SIGKILL');
+    const killed = await workerPids(n.admin);
+    for (const pid of killed) process.kill(pid, 'SIGKILL');
     await pending;
-    for (let i = 0; i < 100 && (await workerPids(n.admin).catch(() => [])).length < 2; i++) await sleep(100);
+    // Wait for two replacements (the dead ones may still be listed until the primary sees them exit).
+    for (let i = 0; i < 100; i++) {
+      const now = await workerPids(n.admin).catch(() => []);
+      if (now.length === 2 && now.every((pid) => !killed.includes(pid))) break;
+      await sleep(100);
+    }
     const full = await get(`${origin.url}/static/4m`);
     const r = await get(n.base + p);
     expect(r.status).toBe(200);
