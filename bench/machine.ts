@@ -195,14 +195,32 @@ export interface ProcMemory {
   readonly pid: number;
   readonly role: string;
   readonly rssMiB: number;
+  /**
+   * Proportional set size: pages shared with other processes (the node binary's file-backed pages,
+   * shared libraries, fork-shared pages) counted as a fraction. Sums of PSS do not double-count what
+   * sums of RSS do. NaN where smaps_rollup cannot be read.
+   */
+  readonly pssMiB: number;
 }
 
-/** RSS of every process of a server, labelled from its command line (nginx and Varnish name theirs). */
+const toMiB = (bytes: number): number => Math.round((bytes / 2 ** 20) * 10) / 10;
+
+/** PSS in bytes from /proc/PID/smaps_rollup (Linux ≥ 4.14), NaN when unreadable. */
+export function pssBytes(pid: number): number {
+  try {
+    const m = /^Pss:\s+(\d+) kB/m.exec(readFileSync(`/proc/${pid}/smaps_rollup`, 'utf8'));
+    return m?.[1] === undefined ? Number.NaN : Number(m[1]) * 1024;
+  } catch {
+    return Number.NaN;
+  }
+}
+
+/** RSS and PSS of every process of a server, labelled from its command line (nginx and Varnish name theirs). */
 export function treeMemory(root: number): ProcMemory[] {
   const page = 4096;
   return treeOf(allStats(), root)
     .filter((s) => !isWrapper(s.pid))
-    .map((s) => ({ pid: s.pid, role: roleOf(s.pid, root), rssMiB: Math.round(((s.rssPages * page) / 2 ** 20) * 10) / 10 }));
+    .map((s) => ({ pid: s.pid, role: roleOf(s.pid, root), rssMiB: toMiB(s.rssPages * page), pssMiB: toMiB(pssBytes(s.pid)) }));
 }
 
 function cmdline(pid: number): string {

@@ -265,18 +265,25 @@ export function markdownTables(r: BenchResult): string {
   }
   const mem = perServer(s, 'memory-w1');
   if (mem.length > 0) {
+    const pair = (x: Summary, worker: string, total: string): string | undefined => {
+      const w = x.metrics[worker];
+      const t = x.metrics[total];
+      return w && t ? `${mib(w.median)} / ${mib(t.median)}` : undefined;
+    };
     const both = (x: Summary, label: string): string => {
-      const t = x.metrics[`${label}TotalMiB`];
-      const w = x.metrics[`${label}WorkerMiB`];
-      return t && w ? `${mib(w.median)} / ${mib(t.median)}` : '—';
+      const rss = pair(x, `${label}WorkerMiB`, `${label}TotalMiB`);
+      const pss = pair(x, `${label}WorkerPssMiB`, `${label}TotalPssMiB`);
+      return rss === undefined ? '—' : pss === undefined ? rss : `${rss} (PSS ${pss})`;
     };
     parts.push(
-      `### Memory — RSS in MiB, largest worker / all processes, 1 worker\n\n` +
+      `### Memory — MiB, largest worker / all processes: RSS (PSS), 1 worker\n\n` +
         table(
           ['Server', 'Idle (after the runs above)', 'Under HIT 1 KB load (peak)', `${r.options.idleConnections.toLocaleString('en')} idle keep-alive connections`, 'Connections held'],
           mem.map((x) => [SERVER_LABEL[x.server], both(x, 'idle'), both(x, 'load'), both(x, 'conns'), cell(x, 'idleConnections')]),
         ) +
-        `\n\nnginx: master + worker (+ cache manager/loader); Varnish: manager + child (malloc storage 256 MB); Outpost: all its processes.`,
+        `\n\nnginx: master + worker (+ cache manager/loader); Varnish: manager + child (malloc storage 256 MB); Outpost: primary + worker. ` +
+        `RSS counts shared pages once per process (for Outpost, the \`node\` binary's ~120 MB of file-backed pages appear in every process), ` +
+        `so the sum of RSS overcounts; PSS (from \`/proc/PID/smaps_rollup\`) shares them out and sums to what the server costs the machine.`,
     );
   }
   if (r.bars.length > 0) {
@@ -325,8 +332,8 @@ them at the end.
 - **Same configuration intent**: nginx with \`proxy_cache\` (keys_zone), \`proxy_cache_lock on\`,
   \`proxy_cache_use_stale updating\` + \`proxy_cache_background_update on\`, upstream keep-alive, no access
   log, \`keepalive_requests\` 1,000,000; Varnish with \`-s malloc,256m\`, built-in VCL, one thread pool per
-  worker; Outpost with its RAM cache, the cache lock on, no disk tier, no access log. The same worker count
-  for all three.
+  worker; Outpost with its RAM tier in front of its disk tier (like nginx's, a cache on disk), the cache lock
+  on, no access log. The same worker count for all three.
 - **Placement**: with 1 worker the server is pinned to CPU 0 and wrk, the origin and the bench to CPU 1
   (\`taskset\`); with 2 workers nothing is pinned.
 - **Warm-up**: two requests then a short wrk run per measured run, so every worker's cache, JIT and

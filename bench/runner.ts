@@ -77,7 +77,7 @@ function progressLine(r: RunRecord, index: number, total: number, scenario: Scen
   if (m['meanMs'] !== undefined) parts.push(`mean ${f(m['meanMs'], ' ms')}`);
   if (m['p99Ms'] !== undefined) parts.push(`p99 ${f(m['p99Ms'], ' ms')}`);
   if (scenario.group === 'herd') parts.push(`max ${f(m['maxMs'], ' ms')}`);
-  if (scenario.group === 'memory') parts.push(`RSS idle ${f(m['idleTotalMiB'], ' MiB', 1)}, load ${f(m['loadTotalMiB'], ' MiB', 1)}, ${m['idleConnections'] ?? 0} conns ${f(m['connsTotalMiB'], ' MiB', 1)}`);
+  if (scenario.group === 'memory') parts.push(`RSS (PSS) idle ${f(m['idleTotalMiB'], '', 1)} (${f(m['idleTotalPssMiB'], '', 1)}), load ${f(m['loadTotalMiB'], '', 1)} (${f(m['loadTotalPssMiB'], '', 1)}), ${m['idleConnections'] ?? 0} conns ${f(m['connsTotalMiB'], '', 1)} (${f(m['connsTotalPssMiB'], '', 1)}) MiB`);
   if (r.cpu) parts.push(`CPU: other ${r.cpu.otherPct.toFixed(1)}%, server ${Math.round(r.cpu.serverPct)}%, load ${Math.round(r.cpu.loadPct)}%`);
   const status = r.error ? `FAILED: ${r.error.split('\n')[0]}` : r.discarded ? '→ discarded (busy machine), repeating' : r.noisy ? '(noisy, kept)' : '';
   const rep = scenario.repeated ? `rep ${r.rep}/${reps}` : 'once';

@@ -3,6 +3,7 @@ import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { loadConfig, ENV_VARIABLES } from './config/load.ts';
 import { AdminClient } from './control/client.ts';
+import { cuCommand } from './control/cu-cli.ts';
 import { OutpostError } from './errors.ts';
 import { createLogger } from './log/logger.ts';
 import { runPrimary } from './node/primary.ts';
@@ -17,6 +18,7 @@ Usage:
                                                            purge by URL (default), URL prefix, tag, or everything
   outpost prefetch URL... [--file LIST]                    load URLs into the cache
   outpost config [--config FILE]                           validate the configuration and print it resolved
+  outpost cu add|list|get|rm|enable|disable|test|status    computing units (outpost cu help)
   outpost help
 
 Admin commands reach http://127.0.0.1:8081 unless --admin URL or OUTPOST_ADMIN_URL says otherwise;
@@ -131,6 +133,8 @@ async function main(argv: string[]): Promise<number> {
       console.log(`prefetched ${urls.length - failed} of ${urls.length} URLs${failed ? `, ${failed} failed` : ''}`);
       return failed ? 1 : 0;
     }
+    case 'cu':
+      return cuCommand(rest, adminClient);
     case 'config': {
       const { values } = parseArgs({ args: rest, options: { config: { type: 'string', short: 'c' } } });
       console.log(JSON.stringify(loadConfig(values.config), null, 2));

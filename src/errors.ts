@@ -36,6 +36,11 @@ export const ERROR_CODES = {
   INTERNAL: { source: 'internal', status: 500, summary: 'An unexpected internal error.' },
   STORAGE: { source: 'internal', status: 500, summary: 'A cache storage tier failed.' },
   SHUTTING_DOWN: { source: 'internal', status: 503, summary: 'The worker is draining for shutdown.' },
+  // cu
+  CU_FAILED: { source: 'cu', status: 503, summary: 'A fail-closed computing unit failed (error, timeout, memory limit or open breaker).' },
+  CU_INVALID: { source: 'client', status: 400, summary: 'A computing unit was refused: invalid fields or code that does not compile (line and column given).' },
+  CU_NOT_FOUND: { source: 'client', status: 404, summary: 'No computing unit with that id.' },
+  STORE_UNAVAILABLE: { source: 'internal', status: 503, summary: 'The CU store (Redis, Redis Cluster or embedded) cannot be reached.' },
   // config
   CONFIG_INVALID: { source: 'config', status: 500, summary: 'A setting is invalid; the message names it.' },
   CONFIG_UNREADABLE: { source: 'config', status: 500, summary: 'The configuration file cannot be read or parsed.' },

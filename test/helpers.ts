@@ -32,6 +32,7 @@ export function testConfig(originUrl: string, overrides: Raw = {}, cacheDir = te
     upstream: { pools: { default: { peers: [originUrl], readTimeout: '5s' } } },
     demoOrigin: { enabled: false },
     cache: { disk: { path: join(cacheDir, 'cache'), enabled: process.env.OUTPOST_TEST_DISK !== '0' } },
+    compute: { store: { path: join(cacheDir, 'store') }, pollInterval: '1s' },
     log: { level: 'silent', access: false },
   };
   return resolveConfig(merge(base, overrides));

@@ -1,5 +1,6 @@
-// Outpost started from its own CLI with a config like the one users write: RAM cache, cache lock on,
-// no disk tier, no access log, same origin as the others.
+// Outpost started from its own CLI with a config like the one users write: RAM cache in front of the
+// shared disk tier (nginx's proxy_cache is a disk cache too), cache lock on, no access log, same
+// origin as the others.
 import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { freePort, httpGet, startProcess, waitUntil } from '../proc.ts';
@@ -11,12 +12,12 @@ export interface OutpostOptions extends StartOptions {
   readonly root: string;
 }
 
-export function outpostConfig(p: { port: number; tlsPort: number; adminPort: number; originPort: number; workers: number }): object {
+export function outpostConfig(p: { port: number; tlsPort: number; adminPort: number; originPort: number; workers: number; cacheDir: string }): object {
   return {
     edge: { host: '127.0.0.1', port: p.port, tlsPort: p.tlsPort, workers: p.workers },
     upstream: { pools: { default: { peers: [`http://127.0.0.1:${p.originPort}`] } } },
     demoOrigin: { enabled: false },
-    cache: { ram: { maxBytes: '512m' }, disk: { enabled: false }, lock: { enabled: true } },
+    cache: { ram: { maxBytes: '512m' }, disk: { enabled: true, path: p.cacheDir, maxBytes: '1g' }, lock: { enabled: true } },
     admin: { host: '127.0.0.1', port: p.adminPort },
     log: { access: false, level: 'warn' },
   };
@@ -31,7 +32,7 @@ export async function start(originPort: number, workers: number, opts: OutpostOp
   const tlsPort = opts.tls === true ? await freePort() : 0;
   const adminPort = await freePort();
   const file = join(opts.dir, 'outpost.json');
-  writeFileSync(file, JSON.stringify(outpostConfig({ port, tlsPort, adminPort, originPort, workers }), null, 2));
+  writeFileSync(file, JSON.stringify(outpostConfig({ port, tlsPort, adminPort, originPort, workers, cacheDir: join(opts.dir, 'cache') }), null, 2));
   const proc = startProcess(opts.bin, [join(opts.root, 'src/cli.ts'), 'start', '--config', file], { cpus: opts.cpus, cwd: opts.root });
   await waitUntil('outpost', proc, 45_000, async () => (await httpGet(port, '/health', { timeoutMs: 1_000 })).status === 200);
   return {

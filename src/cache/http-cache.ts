@@ -28,6 +28,7 @@ import {
   remainingTtlMs,
   revalidationHeaders,
   storability,
+  type FreshnessState,
   type HeaderMap,
   type PolicyOptions,
 } from './policy.ts';
@@ -93,14 +94,80 @@ function passHeaders(headers: HeaderMap): Record<string, string | string[]> {
   return out;
 }
 
+/** Request fields that make evaluateConditional look at the stored validators. */
+function hasPreconditions(req: HeaderMap): boolean {
+  return req['if-match'] !== undefined || req['if-none-match'] !== undefined || req['if-modified-since'] !== undefined || req['if-unmodified-since'] !== undefined;
+}
+
+/**
+ * What serving a stored entry needs from its meta, worked out once per meta object. The tiers hand
+ * back the same meta on every hit until the entry changes (a new fill, a 304, a soft purge make a
+ * new one), and re-parsing Date/Age and rebuilding the client headers on each hit was most of the
+ * cache's share of a HIT's CPU (docs/performance.md, "Where the time goes").
+ */
+interface HitView {
+  /**
+   * The meta as the freshness functions of policy.ts need it, with its Date and Age already
+   * applied: they read no other header (the freshness lifetime was worked out when it was stored,
+   * into ttlMs), and current_age = max(0, initial_age + now - response_time) (RFC 9111 §4.2.3), so
+   * with no headers and request_time = response_time - initial_age they compute the same ages.
+   */
+  readonly timing: StoredMeta;
+  /** Client headers before the per-request ones (age, x-cache-status, cache-status, content-length). */
+  readonly headers: Readonly<Record<string, string | string[]>>;
+  /** Whether some header repeats (an array value, which each response must copy). */
+  readonly arrays: boolean;
+  readonly size: string;
+  /** The Cache-Status of a plain HIT for the ttl second `hitTtlS` (it changes once a second). */
+  hitTtlS: number;
+  hitStatus: string;
+}
+
+const NO_HEADERS: HeaderList = [];
+
+function timingMeta(meta: StoredMeta): StoredMeta {
+  const initialAgeMs = currentAgeMs(meta, meta.responseTime);
+  return { ...meta, headers: NO_HEADERS, requestTime: meta.responseTime - initialAgeMs };
+}
+
+/** A response's own copy of a view's headers: header_filter hooks may change it. */
+function copyHeaders(v: HitView): Record<string, string | string[]> {
+  if (!v.arrays) return { ...v.headers };
+  const out: Record<string, string | string[]> = {};
+  for (const k in v.headers) {
+    const x = v.headers[k]!;
+    out[k] = typeof x === 'string' ? x : [...x];
+  }
+  return out;
+}
+
 export class HttpCache {
   private readonly deps: HttpCacheDeps;
   private readonly promoting = new Set<string>();
   private readonly revalidating = new Set<string>();
   private readonly purges = new PurgeLog();
+  /** Per HttpCache: a view holds this cache's name in its Cache-Status. */
+  private readonly views = new WeakMap<StoredMeta, HitView>();
 
   constructor(deps: HttpCacheDeps) {
     this.deps = deps;
+  }
+
+  private view(meta: StoredMeta): HitView {
+    let v = this.views.get(meta);
+    if (v === undefined) {
+      const headers = toClientHeaders(meta.headers);
+      let arrays = false;
+      for (const k in headers) if (typeof headers[k] !== 'string') arrays = true;
+      v = { timing: timingMeta(meta), headers, arrays, size: String(meta.size), hitTtlS: Number.NaN, hitStatus: '' };
+      this.views.set(meta, v);
+    }
+    return v;
+  }
+
+  /** freshnessState of a stored meta, without re-parsing its Date and Age. */
+  private stateOf(meta: StoredMeta, now: number): FreshnessState {
+    return freshnessState(this.view(meta).timing, now);
   }
 
   /** Called for every purge this process applies, so fills in flight can honour it (purge-log.ts). */
@@ -123,23 +190,30 @@ export class HttpCache {
       return this.pass(ctx, body);
     }
     const key = ctx.cacheKey!;
-    const found = opts.refresh ? undefined : this.lookup(key, ctx.headers);
+    const found = opts.refresh ? undefined : this.find(key, ctx.headers);
     if (found) {
-      const state = freshnessState(found.meta, Date.now());
-      if (state === 'fresh') return this.serveStored(ctx, found, 'HIT');
+      const { entry, state } = found;
+      if (state === 'fresh') return this.serveStored(ctx, entry, 'HIT');
       if (state === 'stale-while-revalidate') {
-        this.revalidateInBackground(ctx, key, found);
+        this.revalidateInBackground(ctx, key, entry);
         this.deps.metrics.staleServed.inc({ reason: 'updating' });
-        return this.serveStored(ctx, found, 'UPDATING');
+        return this.serveStored(ctx, entry, 'UPDATING');
       }
     }
-    return this.fill(ctx, key, found, opts.refresh ?? false);
+    return this.fill(ctx, key, found?.entry, opts.refresh ?? false);
   }
 
   /** Finds the entry for a key in the fastest tier holding a usable copy, following Vary. */
   lookup(key: string, req: HeaderMap): StoredEntry | undefined {
+    return this.find(key, req)?.entry;
+  }
+
+  /** lookup(), and the freshness of what it found (worked out on the way, so not twice per hit). */
+  private find(key: string, req: HeaderMap): { entry: StoredEntry; state: FreshnessState } | undefined {
     const tiers = this.deps.tiers;
+    const now = Date.now();
     let best: StoredEntry | undefined;
+    let state: FreshnessState = 'stale';
     let bestTier = -1;
     for (let i = 0; i < tiers.length; i++) {
       let e = tiers[i]!.get(key);
@@ -148,10 +222,11 @@ export class HttpCache {
       if (!best || e.meta.responseTime > best.meta.responseTime) {
         best = e;
         bestTier = i;
+        state = this.stateOf(e.meta, now);
       }
       // A fresh copy in a faster tier ends the search; a stale one may have been refreshed below it
       // by another worker.
-      if (freshnessState(best.meta, Date.now()) === 'fresh') break;
+      if (state === 'fresh') break;
     }
     if (!best) return undefined;
     // An entry whose fill began before a purge that names it is purged, even if its commit landed
@@ -159,10 +234,13 @@ export class HttpCache {
     if (this.purges.size) {
       const p = this.purges.since(best.meta.requestTime, best.meta.key, best.meta.tags);
       if (p.hardAt) return undefined;
-      if (p.softAt && !best.meta.invalidatedAt) best = { meta: { ...best.meta, invalidatedAt: p.softAt }, body: best.body };
+      if (p.softAt && !best.meta.invalidatedAt) {
+        best = { meta: { ...best.meta, invalidatedAt: p.softAt }, body: best.body };
+        state = this.stateOf(best.meta, now);
+      }
     }
     if (bestTier > 0) this.promote(key, best, bestTier);
-    return best;
+    return { entry: best, state };
   }
 
   /** Copies an entry found in a slower tier into the faster ones, in the background. */
@@ -209,7 +287,7 @@ export class HttpCache {
         // A refresh (prefetch) wants a copy fetched after it was asked for, not the fill it waited on.
         if (grant.outcome === 'stored' && !refresh) {
           const e = this.lookup(key, ctx.headers);
-          if (e && freshnessState(e.meta, Date.now()) === 'fresh') {
+          if (e && this.stateOf(e.meta, Date.now()) === 'fresh') {
             this.deps.metrics.collapsed.inc({ result: 'hit' });
             return this.serveStored(ctx, e, 'HIT');
           }
@@ -220,7 +298,7 @@ export class HttpCache {
           const local = await this.deps.collapser.acquireLocal(key);
           if (local.role === 'writer') return this.fetch(ctx, key, stale, local);
           const e = this.lookup(key, ctx.headers);
-          if (local.outcome === 'stored' && e && freshnessState(e.meta, Date.now()) === 'fresh') return this.serveStored(ctx, e, 'HIT');
+          if (local.outcome === 'stored' && e && this.stateOf(e.meta, Date.now()) === 'fresh') return this.serveStored(ctx, e, 'HIT');
         }
         // The fill failed, timed out or was uncacheable: go to the origin ourselves, without the lock.
         return this.fetch(ctx, key, stale, undefined);
@@ -228,7 +306,7 @@ export class HttpCache {
       // Another worker may have completed a fill between our lookup and the grant (a refresh
       // wants a new copy whatever is there).
       const e = refresh ? undefined : this.lookup(key, ctx.headers);
-      if (e && freshnessState(e.meta, Date.now()) === 'fresh' && e.meta.responseTime > (stale?.meta.responseTime ?? 0)) {
+      if (e && this.stateOf(e.meta, Date.now()) === 'fresh' && e.meta.responseTime > (stale?.meta.responseTime ?? 0)) {
         grant.release('stored');
         return this.serveStored(ctx, e, 'HIT');
       }
@@ -238,7 +316,7 @@ export class HttpCache {
 
   private canServeStaleOnError(entry: StoredEntry | undefined): entry is StoredEntry {
     if (!entry) return false;
-    const s = freshnessState(entry.meta, Date.now());
+    const s = this.stateOf(entry.meta, Date.now());
     return s !== 'stale';
   }
 
@@ -393,15 +471,30 @@ export class HttpCache {
     return this.serveStored(ctx, entry, 'STALE');
   }
 
-  private decorate(ctx: RequestContext, h: Record<string, string | string[]>, meta: StoredMeta, outcome: CacheOutcome, fromOrigin: boolean): void {
+  /**
+   * Adds Age (stored responses only), X-Cache-Status and Cache-Status. `timing` is the meta to take
+   * ages from: a view's timing meta, or, for a response straight from the origin, its new meta.
+   */
+  private decorate(ctx: RequestContext, h: Record<string, string | string[]>, timing: StoredMeta, outcome: CacheOutcome, fromOrigin: boolean, view?: HitView): void {
     const now = Date.now();
-    if (!fromOrigin) h.age = String(Math.floor(currentAgeMs(meta, now) / 1000));
+    if (!fromOrigin) h.age = String(Math.floor(currentAgeMs(timing, now) / 1000));
     ctx.cacheOutcome = outcome;
     h['x-cache-status'] = outcome;
+    const ttlMs = remainingTtlMs(timing, now);
+    if (view !== undefined && outcome === 'HIT' && !ctx.collapsed && ctx.cacheDetail === undefined && ctx.upstreamStatus === undefined && Number.isFinite(ttlMs)) {
+      // A plain HIT's Cache-Status changes only with its ttl second: rendered once per second per entry.
+      const ttlS = Math.floor(ttlMs / 1000);
+      if (view.hitTtlS !== ttlS) {
+        view.hitStatus = formatCacheStatus(this.deps.name, { outcome, ttlMs });
+        view.hitTtlS = ttlS;
+      }
+      h['cache-status'] = view.hitStatus;
+      return;
+    }
     h['cache-status'] = formatCacheStatus(this.deps.name, {
       outcome,
-      ttlMs: remainingTtlMs(meta, now),
-      ...(fromOrigin ? { stored: true, fwdStatus: ctx.upstreamStatus ?? meta.status } : ctx.upstreamStatus !== undefined ? { fwdStatus: ctx.upstreamStatus } : {}),
+      ttlMs,
+      ...(fromOrigin ? { stored: true, fwdStatus: ctx.upstreamStatus ?? timing.status } : ctx.upstreamStatus !== undefined ? { fwdStatus: ctx.upstreamStatus } : {}),
       ...(ctx.collapsed ? { collapsed: true } : {}),
       ...(ctx.cacheDetail ? { detail: ctx.cacheDetail } : {}),
     });
@@ -409,17 +502,19 @@ export class HttpCache {
 
   private notModified(ctx: RequestContext, meta: StoredMeta, outcome: CacheOutcome): Record<string, string | string[]> {
     const h = toClientHeaders(notModifiedHeaders(meta.headers));
-    this.decorate(ctx, h, meta, outcome, false);
+    this.decorate(ctx, h, this.view(meta).timing, outcome, false);
     return h;
   }
 
   /** Builds the response for a stored entry: 200, 206, 304, 412 or 416, HEAD without body. */
   serveStored(ctx: RequestContext, entry: StoredEntry, outcome: CacheOutcome): Outgoing {
     const { meta, body } = entry;
-    const cond = evaluateConditional(ctx.method, ctx.headers, meta);
+    // Without precondition fields evaluateConditional answers 'full' whatever is stored.
+    const cond = hasPreconditions(ctx.headers) ? evaluateConditional(ctx.method, ctx.headers, meta) : 'full';
     if (cond === 'not-modified') return { status: 304, headers: this.notModified(ctx, meta, outcome), body: null };
-    const h = toClientHeaders(meta.headers);
-    this.decorate(ctx, h, meta, outcome, false);
+    const view = this.view(meta);
+    const h = copyHeaders(view);
+    this.decorate(ctx, h, view.timing, outcome, false, view);
     const bare = () => ({ 'x-cache-status': h['x-cache-status']!, 'cache-status': h['cache-status']! });
     if (cond === 'precondition-failed') return { status: 412, headers: bare(), body: null };
     // Ranges apply to complete 200 representations only; a cached 404 is never cut into a 206.
@@ -434,7 +529,7 @@ export class HttpCache {
       const slice = body.buffer ? body.buffer.subarray(range.start, range.end + 1) : body.stream({ start: range.start, end: range.end });
       return { status: 206, headers: h, body: slice };
     }
-    h['content-length'] = String(meta.size);
+    h['content-length'] = view.size;
     if (ctx.method === 'HEAD') return { status: meta.status, headers: h, body: null };
     return { status: meta.status, headers: h, body: body.buffer ?? body.stream() };
   }

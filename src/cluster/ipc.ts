@@ -1,20 +1,30 @@
 // The messages between a node's primary and its workers, and the worker side of the coordinator.
 import type { FillOutcome, RemoteAcquire, RemoteLock } from '../cache/lock.ts';
 import type { PurgeSpec } from '../cache/storage/tier.ts';
+import type { CuStatus } from '../compute/registry.ts';
+import type { CuHostServices } from '../compute/runtime.ts';
+import type { StoreSnapshot } from '../compute/store/store.ts';
 import type { Coordinator, PurgeHandler } from './coordinator.ts';
 
 export type WorkerMessage =
   | { readonly t: 'outpost:ready'; readonly port: number; readonly tlsPort?: number }
+  /** Sent once the worker listens to the primary; answered with the current CU snapshot. */
+  | { readonly t: 'outpost:hello' }
   | { readonly t: 'outpost:lock'; readonly id: number; readonly key: string }
   | { readonly t: 'outpost:unlock'; readonly key: string; readonly token: number; readonly outcome: FillOutcome }
   | { readonly t: 'outpost:purge'; readonly id: number; readonly spec: PurgeSpec; readonly soft: boolean }
-  | { readonly t: 'outpost:purged-local'; readonly id: number; readonly count: number };
+  | { readonly t: 'outpost:purged-local'; readonly id: number; readonly count: number }
+  | { readonly t: 'outpost:svc'; readonly id: number; readonly kind: 'redis' | 'shared'; readonly name: string; readonly args: readonly unknown[] }
+  | { readonly t: 'outpost:cu-status'; readonly id: number; readonly cus: readonly CuStatus[] };
 
 export type PrimaryMessage =
   | ({ readonly t: 'outpost:lock-res'; readonly id: number } & RemoteAcquire)
   | { readonly t: 'outpost:purge-res'; readonly id: number; readonly count: number; readonly error?: string }
   | { readonly t: 'outpost:purge-local'; readonly id: number; readonly spec: PurgeSpec; readonly soft: boolean }
-  | { readonly t: 'outpost:shutdown' };
+  | { readonly t: 'outpost:shutdown' }
+  | { readonly t: 'outpost:cus'; readonly snapshot: StoreSnapshot }
+  | { readonly t: 'outpost:svc-res'; readonly id: number; readonly value?: unknown; readonly error?: string }
+  | { readonly t: 'outpost:cu-status-req'; readonly id: number };
 
 export function isOutpostMessage(m: unknown): m is { t: string } {
   return typeof m === 'object' && m !== null && typeof (m as { t?: unknown }).t === 'string' && (m as { t: string }).t.startsWith('outpost:');
@@ -30,6 +40,10 @@ export class WorkerCoordinator implements Coordinator {
   private readonly lockWaits = new Map<number, (r: RemoteAcquire) => void>();
   private readonly purgeWaits = new Map<number, { resolve: (n: number) => void; reject: (e: Error) => void }>();
   private handler: PurgeHandler | undefined;
+  private readonly svcWaits = new Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void; timer: NodeJS.Timeout }>();
+  /** Called with each snapshot of CUs the primary pushes, and asked for this worker's CU status. */
+  onCus?: (snapshot: StoreSnapshot) => void;
+  cuStatus?: () => readonly CuStatus[];
 
   constructor(send: Send) {
     this.send = send;
@@ -56,6 +70,24 @@ export class WorkerCoordinator implements Coordinator {
     this.handler = handler;
   }
 
+  /** CU services that live in the primary (shared dictionary, embedded store data), over IPC. */
+  services(timeoutMs: number): CuHostServices {
+    const call = (kind: 'redis' | 'shared', name: string, args: readonly unknown[]) =>
+      new Promise<unknown>((resolve, reject) => {
+        const id = this.nextId++;
+        const timer = setTimeout(() => {
+          this.svcWaits.delete(id);
+          reject(new Error(`${kind}.${name}: no answer within ${timeoutMs} ms`));
+        }, timeoutMs);
+        this.svcWaits.set(id, { resolve, reject, timer });
+        this.send({ t: 'outpost:svc', id, kind, name, args });
+      });
+    return {
+      redis: (name, args) => call('redis', name, args),
+      shared: (op, key, value, ttlMs) => call('shared', op, [key, value, ttlMs]),
+    };
+  }
+
   /** Feeds a message from the primary. */
   receive(m: PrimaryMessage): void {
     switch (m.t) {
@@ -79,6 +111,21 @@ export class WorkerCoordinator implements Coordinator {
           (count) => this.send({ t: 'outpost:purged-local', id, count }),
           () => this.send({ t: 'outpost:purged-local', id, count: 0 }),
         );
+        break;
+      }
+      case 'outpost:cus':
+        this.onCus?.(m.snapshot);
+        break;
+      case 'outpost:cu-status-req':
+        this.send({ t: 'outpost:cu-status', id: m.id, cus: this.cuStatus?.() ?? [] });
+        break;
+      case 'outpost:svc-res': {
+        const w = this.svcWaits.get(m.id);
+        if (!w) break;
+        this.svcWaits.delete(m.id);
+        clearTimeout(w.timer);
+        if (m.error !== undefined) w.reject(new Error(m.error));
+        else w.resolve(m.value);
         break;
       }
       case 'outpost:shutdown':

@@ -29,7 +29,13 @@ const ENV_OVERRIDES: ReadonlyArray<readonly [env: string, path: string]> = [
   ['OUTPOST_LOG_LEVEL', 'log.level'],
   ['OUTPOST_ACCESS_LOG', 'log.access'],
   ['OUTPOST_ORIGIN', 'upstream.pools.default.peers'],
+  ['OUTPOST_STORE', 'compute.store.kind'],
+  ['OUTPOST_REDIS_URL', 'compute.store.url'],
+  ['OUTPOST_REDIS_NODES', 'compute.store.nodes'],
 ];
+
+/** Variables whose value is a comma-separated list. */
+const LIST_VARIABLES = new Set(['OUTPOST_ORIGIN', 'OUTPOST_REDIS_NODES']);
 
 export const ENV_VARIABLES: readonly string[] = ENV_OVERRIDES.map(([e]) => e);
 
@@ -86,7 +92,7 @@ export function resolveConfig(raw: Raw, opts: { env?: NodeJS.ProcessEnv; source?
   for (const [name, path] of ENV_OVERRIDES) {
     const value = env[name];
     if (value === undefined || value === '') continue;
-    setPath(merged, path, name === 'OUTPOST_ORIGIN' ? value.split(',').map((s) => s.trim()) : value);
+    setPath(merged, path, LIST_VARIABLES.has(name) ? value.split(',').map((s) => s.trim()) : value);
   }
 
   const result = ConfigSchema.safeParse(merged, { reportInput: true });

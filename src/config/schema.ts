@@ -166,6 +166,37 @@ export const ConfigSchema = z.object({
       latency: z.string().default('off'),
     })
     .prefault({}),
+  compute: z
+    .object({
+      /** Run computing units at all (the store is still read, so switching on is instant). */
+      enabled: bool.default(true),
+      store: z
+        .object({
+          /** embedded: on local disk, no Redis needed; redis / redis-cluster: shared by every node. */
+          kind: z.enum(['embedded', 'redis', 'redis-cluster']).default('embedded'),
+          /** Where the embedded store keeps its files. */
+          path: z.string().min(1).default('.outpost/store'),
+          /** redis: one URL; redis-cluster: seed nodes. */
+          url: z.string().regex(/^rediss?:\/\//, 'expected a redis:// or rediss:// URL').default('redis://127.0.0.1:6379'),
+          nodes: z.array(z.string().regex(/^rediss?:\/\//, 'expected redis:// URLs')).default([]),
+          /** Key prefix; keep the {hash tag} so that all CU keys share one cluster slot. */
+          prefix: z.string().regex(/^\{[^{}]+\}$/, 'expected a Redis hash tag such as "{outpost}"').default('{outpost}'),
+          /** Timeout of every store command, and of the commands CU code sends. */
+          commandTimeout: duration.prefault('1s'),
+        })
+        .prefault({}),
+      /** Backstop for missed change notifications: each node re-reads the store this often (± 20 % jitter). */
+      pollInterval: duration.prefault('5s'),
+      breaker: z
+        .object({
+          /** Consecutive failures (errors or timeouts) of one CU on one worker that open its breaker. */
+          failures: z.int().min(1).max(1000).default(5),
+          /** How long an open breaker keeps the CU off before one trial run. */
+          coolDown: duration.prefault('30s'),
+        })
+        .prefault({}),
+    })
+    .prefault({}),
   log: z
     .object({
       level: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info'),

@@ -17,6 +17,8 @@ export interface AdminDeps {
   status(): Promise<Record<string, unknown>>;
   purge(spec: PurgeSpec, soft: boolean): Promise<number>;
   prefetch(urls: readonly string[]): Promise<PrefetchResult[]>;
+  /** Routes under /cus (edge computing); absent when compute is off. */
+  readonly compute?: (req: IncomingMessage, res: ServerResponse, path: string) => Promise<boolean>;
 }
 
 const PrefetchBody = z.object({ urls: z.array(z.string()).min(1).max(10_000) }).strict();
@@ -26,7 +28,7 @@ function digest(s: string): Buffer {
   return createHash('sha256').update(s).digest();
 }
 
-async function readJson(req: IncomingMessage): Promise<unknown> {
+export async function readJson(req: IncomingMessage): Promise<unknown> {
   const chunks: Buffer[] = [];
   let n = 0;
   for await (const c of req as AsyncIterable<Buffer>) {
@@ -43,14 +45,14 @@ async function readJson(req: IncomingMessage): Promise<unknown> {
   }
 }
 
-function parse<T>(schema: z.ZodType<T>, value: unknown): T {
+export function parse<T>(schema: z.ZodType<T>, value: unknown): T {
   const r = schema.safeParse(value);
   if (r.success) return r.data;
   const first = r.error.issues[0]!;
   throw new OutpostError('BAD_REQUEST', `${first.path.join('.') || 'body'}: ${first.message}`);
 }
 
-function send(res: ServerResponse, status: number, body: unknown, contentType = 'application/json'): void {
+export function send(res: ServerResponse, status: number, body: unknown, contentType = 'application/json'): void {
   const text = typeof body === 'string' ? body : JSON.stringify(body, null, 2) + '\n';
   res.writeHead(status, { 'content-type': contentType, 'content-length': Buffer.byteLength(text), 'cache-control': 'no-store' });
   res.end(text);
@@ -70,6 +72,7 @@ export function createAdminServer(deps: AdminDeps): Server {
     if (path === '/health') return send(res, 200, 'ok\n', 'text/plain');
     if (!authorized(req)) throw new OutpostError('UNAUTHORIZED');
     const route = `${req.method} ${path}`;
+    if (path !== undefined && (path === '/cus' || path.startsWith('/cus/')) && deps.compute && (await deps.compute(req, res, path))) return;
     switch (route) {
       case 'GET /metrics': {
         const m = await deps.metrics();
@@ -104,7 +107,8 @@ export function createAdminServer(deps: AdminDeps): Server {
       const e = toOutpostError(err);
       if (e.source !== 'client') deps.log.error({ err: e.message, code: e.code }, 'admin request failed');
       else deps.log.info({ code: e.code, msg0: e.message, url: req.url }, 'admin request refused');
-      if (!res.headersSent) send(res, e.status, e.toJSON());
+      const where = err as { line?: number; column?: number };
+      if (!res.headersSent) send(res, e.status, { ...e.toJSON(), ...(where.line !== undefined ? { line: where.line, column: where.column } : {}) });
       else res.destroy();
     });
   });

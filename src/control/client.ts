@@ -12,13 +12,18 @@ export class AdminClient {
     this.key = key;
   }
 
-  private async post<T>(path: string, body: unknown): Promise<T> {
+  private post<T>(path: string, body: unknown): Promise<T> {
+    return this.call<T>('POST', path, body);
+  }
+
+  /** One admin API call; errors carry the API's code and message (with line/column for CU code). */
+  async call<T>(method: 'GET' | 'POST' | 'PUT' | 'DELETE', path: string, body?: unknown): Promise<T> {
     let res;
     try {
       res = await request(this.base + path, {
-        method: 'POST',
+        method,
         headers: { 'content-type': 'application/json', ...(this.key ? { authorization: `Bearer ${this.key}` } : {}) },
-        body: JSON.stringify(body),
+        ...(body === undefined ? {} : { body: JSON.stringify(body) }),
       });
     } catch (err) {
       throw new OutpostError('UPSTREAM_CONNECT', `cannot reach the admin API at ${this.base}: ${(err as Error).message}`);
@@ -29,7 +34,9 @@ export class AdminClient {
       try {
         const j = JSON.parse(text) as { error?: string; message?: string };
         detail = `${j.error ?? ''}: ${j.message ?? ''}`;
-      } catch {
+        if (j.error === 'CU_INVALID' || j.error === 'CU_NOT_FOUND') throw new OutpostError(j.error, j.message ?? detail);
+      } catch (err) {
+        if (err instanceof OutpostError) throw err;
         // not JSON: show it as it is
       }
       throw new OutpostError('BAD_REQUEST', `admin API answered ${res.statusCode} ${detail}`, { status: res.statusCode });

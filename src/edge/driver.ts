@@ -43,7 +43,7 @@ type HookFn<P extends HookPhase> = NonNullable<EdgeHooks[P]>;
 
 /** Validates hook sets once at start: unknown phase names are refused (Fastify-style). */
 export function checkHooks(hooks: readonly EdgeHooks[]): void {
-  const allowed = new Set<string>(['name', ...HOOK_PHASES]);
+  const allowed = new Set<string>(['name', 'wantsBody', ...HOOK_PHASES]);
   for (const h of hooks) {
     for (const k of Object.keys(h)) {
       if (!allowed.has(k)) throw new OutpostError('CONFIG_INVALID', `hooks "${h.name}": unknown phase "${k}" (phases: ${HOOK_PHASES.join(', ')})`);
@@ -97,7 +97,7 @@ export class Driver {
   private readonly rewrite: HookFn<'rewrite'>[];
   private readonly access: HookFn<'access'>[];
   private readonly headerFilter: HookFn<'header_filter'>[];
-  private readonly bodyFilter: HookFn<'body_filter'>[];
+  private readonly bodyFilter: Array<{ filter: HookFn<'body_filter'>; wants?: (ctx: RequestContext, head: ResponseHead) => boolean }>;
   private readonly logHooks: HookFn<'log'>[];
 
   constructor(o: DriverOptions) {
@@ -107,7 +107,7 @@ export class Driver {
     this.rewrite = o.hooks.flatMap((h) => (h.rewrite ? [h.rewrite.bind(h)] : []));
     this.access = o.hooks.flatMap((h) => (h.access ? [h.access.bind(h)] : []));
     this.headerFilter = o.hooks.flatMap((h) => (h.header_filter ? [h.header_filter.bind(h)] : []));
-    this.bodyFilter = o.hooks.flatMap((h) => (h.body_filter ? [h.body_filter.bind(h)] : []));
+    this.bodyFilter = o.hooks.flatMap((h) => (h.body_filter ? [{ filter: h.body_filter.bind(h), ...(h.wantsBody ? { wants: h.wantsBody.bind(h) } : {}) }] : []));
     this.logHooks = o.hooks.flatMap((h) => (h.log ? [h.log.bind(h)] : []));
   }
 
@@ -142,16 +142,20 @@ export class Driver {
     try {
       const head: ResponseHead = { status: out.status, headers: out.headers };
       for (const f of this.headerFilter) await f(ctx, head);
+      ctx.response = head;
       let body = out.body;
-      if (this.bodyFilter.length && body !== null && ctx.method !== 'HEAD') {
+      const filters = this.bodyFilter.length && body !== null && ctx.method !== 'HEAD' ? this.bodyFilter.filter((f) => !f.wants || f.wants(ctx, head)) : [];
+      if (filters.length) {
         let buf = await collect(body, this.o.maxBodyBytes);
-        for (const f of this.bodyFilter) buf = await f(ctx, buf);
+        for (const f of filters) buf = await f.filter(ctx, buf);
         head.headers['content-length'] = String(buf.length);
         delete head.headers['content-range'];
         body = buf;
       }
       ctx.response = head;
-      await this.write(ctx, res, head, body, req);
+      // Only a streamed body needs waiting for; a cache HIT's Buffer is written at once.
+      const streaming = this.write(ctx, res, head, body, req);
+      if (streaming) await streaming;
     } catch (err) {
       const e = toOutpostError(err);
       this.o.log.warn({ code: e.code, err: e.message, uri: ctx.path }, 'response failed');
@@ -173,7 +177,9 @@ export class Driver {
       if (ctx.early) return earlyToOutgoing(ctx.early);
     }
     ctx.cacheKey = this.o.stages.cacheKey(ctx);
-    const builtin = await this.o.stages.builtin?.(ctx);
+    // Stages.builtin may answer synchronously; awaiting only a promise saves a microtask per request.
+    const b = this.o.stages.builtin?.(ctx);
+    const builtin = b instanceof Promise ? await b : b;
     if (builtin) return builtin;
     let body: Readable | null = null;
     if (ctx.method !== 'GET' && ctx.method !== 'HEAD') {
@@ -184,23 +190,29 @@ export class Driver {
     }
     const refresh = ctx.headers['x-outpost-prefetch'] === this.o.prefetchToken;
     if (refresh) delete ctx.headers['x-outpost-prefetch'];
-    return this.o.stages.serve(ctx, body, refresh);
+    // `return await`: an async function that returns a promise unwraps it one microtask later.
+    return await this.o.stages.serve(ctx, body, refresh);
   }
 
-  private async write(ctx: RequestContext, res: NodeResponse, head: ResponseHead, body: Buffer | Readable | null, req: NodeRequest): Promise<void> {
+  /** Writes the response; returns a promise only when the body is a stream still being piped. */
+  private write(ctx: RequestContext, res: NodeResponse, head: ResponseHead, body: Buffer | Readable | null, req: NodeRequest): Promise<void> | undefined {
     if (this.o.draining() && req.httpVersionMajor === 1) head.headers.connection = 'close';
     const noBody = ctx.method === 'HEAD' || head.status === 304 || head.status === 204;
     if (noBody && body !== null && !Buffer.isBuffer(body)) body.destroy();
     (res as ServerResponse).writeHead(head.status, head.headers as OutgoingHttpHeaders);
     if (noBody || body === null) {
       res.end();
-      return;
+      return undefined;
     }
     if (Buffer.isBuffer(body)) {
       ctx.bytesSent = body.length;
       res.end(body);
-      return;
+      return undefined;
     }
+    return this.pipeBody(ctx, res, body);
+  }
+
+  private async pipeBody(ctx: RequestContext, res: NodeResponse, body: Readable): Promise<void> {
     body.on('data', (c: Buffer) => {
       ctx.bytesSent += c.length;
     });
@@ -228,10 +240,7 @@ export class Driver {
     const status = ctx.response?.status ?? 500;
     const cache = ctx.cacheOutcome ?? 'NONE';
     const seconds = Number(process.hrtime.bigint() - ctx.timings.start) / 1e9;
-    const m = this.o.metrics;
-    m.requests.inc({ status, cache });
-    m.bytesSent.inc({ cache }, ctx.bytesSent);
-    m.duration.observe({ cache }, seconds);
+    this.o.metrics.observeRequest(status, cache, ctx.bytesSent, seconds);
     for (const h of this.logHooks) {
       try {
         h(ctx);

@@ -24,7 +24,8 @@ export interface EdgeOptions {
   readonly coordinator: Coordinator;
   readonly log: Logger;
   readonly tls?: TlsMaterial;
-  readonly hooks?: readonly EdgeHooks[];
+  /** Hook sets for the phases; a function receives the edge's metrics (to register its own). */
+  readonly hooks?: readonly EdgeHooks[] | ((metrics: EdgeMetrics) => readonly EdgeHooks[]);
   /** Workers of a cluster share their ports (SO_REUSEPORT) and leave the disk tier's upkeep to the primary. */
   readonly clustered: boolean;
   readonly prefetchToken: string;
@@ -131,7 +132,7 @@ export async function startEdge(o: EdgeOptions): Promise<Edge> {
   };
 
   const driver = new Driver({
-    hooks: o.hooks ?? [],
+    hooks: typeof o.hooks === 'function' ? o.hooks(metrics) : (o.hooks ?? []),
     stages: {
       cacheKey: (ctx) => {
         if (stripIgnored) ctx.query = stripIgnored(ctx.query);

@@ -85,6 +85,11 @@ export interface EdgeHooks {
    * driver buffer bodies (up to limits.maxBodyBytes); Content-Length is fixed up afterwards.
    */
   body_filter?(ctx: RequestContext, body: Buffer): Buffer | Promise<Buffer>;
+  /**
+   * Whether this hook set's body_filter wants this response's body. Without it, a registered
+   * body_filter sees every body; with it, bodies it does not want keep streaming untouched.
+   */
+  wantsBody?(ctx: RequestContext, head: ResponseHead): boolean;
   log?(ctx: RequestContext): void;
 }
 

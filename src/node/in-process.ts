@@ -6,7 +6,12 @@ import type { AddressInfo } from 'node:net';
 import { InProcessCoordinator } from '../cluster/coordinator.ts';
 import { compileCacheKey } from '../cache/key.ts';
 import type { OutpostConfig } from '../config/load.ts';
+import { ComputePlane } from '../compute/plane.ts';
+import type { CuStatus } from '../compute/registry.ts';
+import { createComputeWorker, type ComputeWorker } from '../compute/worker-side.ts';
 import { createAdminServer } from '../control/admin.ts';
+import { cuRoutes } from '../control/cu-routes.ts';
+import type { EdgeMetrics } from '../metrics/metrics.ts';
 import { prefetch } from '../control/prefetch.ts';
 import { startEdge, type Edge } from '../edge/edge.ts';
 import type { EdgeHooks } from '../edge/phases.ts';
@@ -16,6 +21,8 @@ import { parseLatency, startDemoOrigin, type DemoOrigin } from '../origin/demo-o
 
 export interface InProcessNode {
   readonly edge: Edge;
+  /** Present when edge computing is on. */
+  readonly compute?: { readonly plane: ComputePlane; status(): readonly CuStatus[] };
   readonly adminPort: number;
   readonly origin?: DemoOrigin;
   readonly coordinator: InProcessCoordinator;
@@ -31,7 +38,19 @@ export async function startInProcessNode(config: OutpostConfig, opts: { hooks?: 
   const tls = config.edge.tlsPort !== 0 ? await loadOrCreateCertificate(config.edge.tls) : undefined;
   const coordinator = new InProcessCoordinator({ lockMaxAgeMs: config.cache.lock.timeout * 2 });
   const token = randomBytes(16).toString('hex');
-  const edge = await startEdge({ config, coordinator, log, ...(tls ? { tls } : {}), ...(opts.hooks ? { hooks: opts.hooks } : {}), clustered: false, prefetchToken: token });
+  let compute: ComputeWorker | undefined;
+  const plane = config.compute.enabled ? await ComputePlane.start(config, log, (s) => compute?.apply(s)) : undefined;
+  const hooks = (metrics: EdgeMetrics): EdgeHooks[] => {
+    const list = [...(opts.hooks ?? [])];
+    if (plane) {
+      compute = createComputeWorker({ config, log, registry: metrics.registry, services: plane.services() });
+      const first = plane.current();
+      if (first) compute.apply(first);
+      list.push(compute.hooks);
+    }
+    return list;
+  };
+  const edge = await startEdge({ config, coordinator, log, ...(tls ? { tls } : {}), hooks, clustered: false, prefetchToken: token });
   const keyOf = compileCacheKey(config.cache.key);
   const admin: Server = createAdminServer({
     log,
@@ -41,6 +60,7 @@ export async function startInProcessNode(config: OutpostConfig, opts: { hooks?: 
     status: async () => ({ mode: 'in-process', pid: process.pid, tiers: edge.tiers.map((t) => ({ tier: t.name, ...t.stats() })) }),
     purge: (spec, soft) => coordinator.purge(spec, soft),
     prefetch: (urls) => prefetch(urls, { httpPort: edge.port, tlsPort: edge.tlsPort, token }),
+    ...(plane ? { compute: cuRoutes(plane, async () => [{ worker: 'in-process', pid: process.pid, cus: compute?.status() ?? [] }]) } : {}),
   });
   await new Promise<void>((resolve, reject) => {
     admin.once('error', reject);
@@ -49,6 +69,7 @@ export async function startInProcessNode(config: OutpostConfig, opts: { hooks?: 
   return {
     edge,
     adminPort: (admin.address() as AddressInfo).port,
+    ...(plane ? { compute: { plane, status: () => compute?.status() ?? [] } } : {}),
     ...(origin ? { origin } : {}),
     coordinator,
     log,
@@ -56,6 +77,8 @@ export async function startInProcessNode(config: OutpostConfig, opts: { hooks?: 
       admin.close();
       admin.closeAllConnections();
       await edge.close();
+      compute?.close();
+      await plane?.close();
       await origin?.close();
     },
   };

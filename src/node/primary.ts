@@ -11,7 +11,9 @@ import { LockTable } from '../cache/lock.ts';
 import type { PurgeSpec } from '../cache/storage/tier.ts';
 import { isOutpostMessage, type PrimaryMessage, type WorkerMessage } from '../cluster/ipc.ts';
 import type { OutpostConfig } from '../config/load.ts';
+import { ComputePlane } from '../compute/plane.ts';
 import { createAdminServer } from '../control/admin.ts';
+import { cuRoutes, type WorkerCuStatus } from '../control/cu-routes.ts';
 import { prefetch } from '../control/prefetch.ts';
 import { loadOrCreateCertificate } from '../edge/tls.ts';
 import { OutpostError } from '../errors.ts';
@@ -47,6 +49,32 @@ export async function runPrimary(config: OutpostConfig, log: Logger): Promise<Ru
   const token = randomBytes(16).toString('hex');
   const keyOf = compileCacheKey(config.cache.key);
   const aggregator = new AggregatorRegistry();
+
+  // Edge computing: the plane watches the store and pushes every new snapshot to every worker.
+  const connectedWorkers = () => Object.values(cluster.workers ?? {}).filter((w): w is Worker => !!w && w.isConnected());
+  const plane = config.compute.enabled
+    ? await ComputePlane.start(config, log, (snapshot) => {
+        for (const w of connectedWorkers()) send(w, { t: 'outpost:cus', snapshot });
+      })
+    : undefined;
+  const services = plane?.services();
+  let nextStatusId = 1;
+  const statusWaits = new Map<number, { results: WorkerCuStatus[]; pending: Set<number>; done: () => void }>();
+  const workerCuStatus = (): Promise<WorkerCuStatus[]> => {
+    const workers = connectedWorkers();
+    const id = nextStatusId++;
+    return new Promise((resolve) => {
+      const results: WorkerCuStatus[] = [];
+      const finish = () => {
+        statusWaits.delete(id);
+        resolve(results.sort((a, b) => Number(a.worker) - Number(b.worker)));
+      };
+      const timer = setTimeout(finish, 2_000);
+      statusWaits.set(id, { results, pending: new Set(workers.map((w) => w.id)), done: () => (clearTimeout(timer), finish()) });
+      if (workers.length === 0) return finish();
+      for (const w of workers) send(w, { t: 'outpost:cu-status-req', id });
+    });
+  };
 
   let shuttingDown = false;
   const crashes: number[] = [];
@@ -91,6 +119,33 @@ export async function runPrimary(config: OutpostConfig, log: Logger): Promise<Ru
         ready.set(worker.id, { port: m.port, ...(m.tlsPort !== undefined ? { tlsPort: m.tlsPort } : {}) });
         for (const r of readyWaiters.splice(0)) r();
         break;
+      case 'outpost:hello': {
+        const snapshot = plane?.current();
+        if (snapshot) send(worker, { t: 'outpost:cus', snapshot });
+        break;
+      }
+      case 'outpost:svc': {
+        const id = m.id;
+        const run = async (): Promise<unknown> => {
+          if (!services) throw new Error('edge computing is off');
+          if (m.kind === 'redis') return services.redis(m.name, m.args as (string | number)[]);
+          const [key, value, ttl] = m.args as [string, string | number | undefined, number | undefined];
+          return services.shared(m.name as 'get', key, value, ttl);
+        };
+        run().then(
+          (value) => send(worker, { t: 'outpost:svc-res', id, value }),
+          (err: unknown) => send(worker, { t: 'outpost:svc-res', id, error: (err as Error).message }),
+        );
+        break;
+      }
+      case 'outpost:cu-status': {
+        const w = statusWaits.get(m.id);
+        if (!w) break;
+        w.results.push({ worker: worker.id, pid: worker.process.pid ?? 0, cus: m.cus });
+        w.pending.delete(worker.id);
+        if (w.pending.size === 0) w.done();
+        break;
+      }
       case 'outpost:lock': {
         const id = m.id;
         const token = locks.acquire(m.key, String(worker.id), (outcome) => send(worker, { t: 'outpost:lock-res', id, granted: false, outcome }));
@@ -119,7 +174,11 @@ export async function runPrimary(config: OutpostConfig, log: Logger): Promise<Ru
     }
   };
 
-  cluster.setupPrimary({ exec: fileURLToPath(new URL('./worker.ts', import.meta.url)), args: [] });
+  // OUTPOST_CPU_PROF_DIR=dir makes every worker write a V8 CPU profile there when it exits
+  // (docs/performance.md, "Profiling").
+  const profDir = process.env.OUTPOST_CPU_PROF_DIR;
+  const execArgv = profDir ? [...process.execArgv, '--cpu-prof', '--cpu-prof-dir', profDir] : process.execArgv;
+  cluster.setupPrimary({ exec: fileURLToPath(new URL('./worker.ts', import.meta.url)), args: [], execArgv });
   const env = { OUTPOST_WORKER_CONFIG: JSON.stringify(config), OUTPOST_PREFETCH_TOKEN: token };
   const fork = () => cluster.fork(env);
 
@@ -183,6 +242,7 @@ export async function runPrimary(config: OutpostConfig, log: Logger): Promise<Ru
     }),
     purge: nodePurge,
     prefetch: (urls) => prefetch(urls, { httpPort: first.port, tlsPort: first.tlsPort, token }),
+    ...(plane ? { compute: cuRoutes(plane, workerCuStatus) } : {}),
   });
   await new Promise<void>((resolve, reject) => {
     admin.once('error', reject);
@@ -217,6 +277,7 @@ export async function runPrimary(config: OutpostConfig, log: Logger): Promise<Ru
       cluster.removeAllListeners('message');
       cluster.removeAllListeners('exit');
       await disk?.close();
+      await plane?.close();
       await origin?.close();
     },
   };

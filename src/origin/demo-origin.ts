@@ -6,6 +6,7 @@ import http from 'node:http';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { OutpostError, toOutpostError } from '../errors.ts';
 import { isNotModified, readConditions } from './conditional.ts';
+import { HLS_PLAYLIST_TYPE, HLS_SEGMENT_TYPE, livePlaylist, segmentBody } from './hls.ts';
 import { INDEX_PAGE } from './index-page.ts';
 import { pickLatencyMs, validateLatency } from './latency.ts';
 import type { LatencyBand } from './latency.ts';
@@ -207,6 +208,16 @@ export async function startDemoOrigin(opts: DemoOriginOptions = {}): Promise<Dem
           lastModified: startDate,
           lastModifiedSec: startSec,
         }, sw);
+      }
+      if (path.startsWith('/hls/') && isRead) {
+        // Live HLS: the playlist changes every segment (max-age 1), segments never change.
+        const m = /^\/hls\/([A-Za-z0-9_-]+)(?:\.m3u8|_(\d+)\.ts)$/.exec(path);
+        if (!m) return sendError(res, new OutpostError('NOT_FOUND', `no HLS resource ${path}; try /hls/colorbar.m3u8`));
+        if (m[2] === undefined) {
+          const body = Buffer.from(livePlaylist(m[1]!));
+          return send(req, res, method, { body, contentType: HLS_PLAYLIST_TYPE, maxAge: 1, etag: undefined, lastModified: undefined, lastModifiedSec: undefined }, sw);
+        }
+        return send(req, res, method, { body: segmentBody(Number(m[2])), contentType: HLS_SEGMENT_TYPE, maxAge: 3600, etag: undefined, lastModified: undefined, lastModifiedSec: undefined }, sw);
       }
       if (isRead) {
         const body = Buffer.from(`{"service":"api","value":42,"request":${JSON.stringify(path)}}`);

@@ -50,7 +50,7 @@ export async function startNodeProcess(dir: string, config: Record<string, unkno
       child.kill('SIGKILL');
       throw new Error(`outpost did not become ready:\n${out}`);
     }
-    if (out.includes('outpost ready')) break;
+    if (out.includes('outpost ready') || (await ready(port, adminPort))) break;
     await new Promise((r) => setTimeout(r, 100));
   }
   return {
@@ -68,6 +68,20 @@ export async function startNodeProcess(dir: string, config: Record<string, unkno
       return code;
     },
   };
+}
+
+/** Both the edge and the admin API answer /health (works whatever the log level). */
+async function ready(port: number, adminPort: number): Promise<boolean> {
+  try {
+    for (const p of [port, adminPort]) {
+      const r = await request(`http://127.0.0.1:${p}/health`, { headersTimeout: 1000 });
+      await r.body.dump();
+      if (r.statusCode !== 200) return false;
+    }
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 export async function workerPids(admin: string): Promise<number[]> {

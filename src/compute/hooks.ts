@@ -1,0 +1,280 @@
+// Runs a worker's CUs in the request phases, as one EdgeHooks set. Per CU: host filter, sampling,
+// breaker, then the run; its output is applied by the host (CU code never touches the request).
+// A CU that fails is fail-open (the request goes on) or fail-closed (503), as it declares.
+import type { Logger } from 'pino';
+import type { EarlyResponse, EdgeHooks, HookResult, RequestContext, ResponseHead } from '../edge/phases.ts';
+import { sampled, type CuPhase } from './cu.ts';
+import type { CuMetrics } from './metrics.ts';
+import type { CuEntry, CuRegistry } from './registry.ts';
+import { CuError, type CuRequestView, type CuRunInput, type CuRunOutput } from './runtime.ts';
+
+/** Per-request CU state, kept in ctx.vars under this key. */
+const STATE = 'outpost.cu';
+
+interface CuState {
+  vars: Record<string, unknown>;
+  /** Response headers set by rewrite/access CUs, applied when the response head is known. */
+  resHeaders?: Record<string, string | null>;
+  /** A fail-closed CU failed after the response head was chosen: the response becomes a 503. */
+  failClosed?: string;
+  view?: CuRequestView;
+}
+
+const TEXTUAL = /^(text\/|application\/(json|javascript|xml|x-javascript|vnd\.apple\.mpegurl|x-mpegurl|ld\+json)|image\/svg\+xml)/i;
+
+function stateOf(ctx: RequestContext): CuState {
+  let s = ctx.vars.get(STATE) as CuState | undefined;
+  if (!s) {
+    s = { vars: {} };
+    ctx.vars.set(STATE, s);
+  }
+  return s;
+}
+
+function flatHeaders(h: Readonly<Record<string, string | string[] | undefined>>): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const k in h) {
+    const v = h[k];
+    if (v === undefined || k.charCodeAt(0) === 58) continue;
+    out[k] = Array.isArray(v) ? v.join(', ') : v;
+  }
+  return out;
+}
+
+function parseCookies(header: string | undefined): Record<string, string> {
+  const out: Record<string, string> = {};
+  if (!header) return out;
+  for (const part of header.split(';')) {
+    const eq = part.indexOf('=');
+    if (eq < 1) continue;
+    const name = part.slice(0, eq).trim();
+    if (!name || name in out) continue;
+    let value = part.slice(eq + 1).trim();
+    if (value.startsWith('"') && value.endsWith('"')) value = value.slice(1, -1);
+    try {
+      out[name] = decodeURIComponent(value);
+    } catch {
+      out[name] = value;
+    }
+  }
+  return out;
+}
+
+function parseArgs(query: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  if (!query) return out;
+  for (const [k, v] of new URLSearchParams(query)) if (!(k in out)) out[k] = v;
+  return out;
+}
+
+export function requestView(ctx: RequestContext): CuRequestView {
+  const cookie = ctx.headers.cookie;
+  return {
+    method: ctx.method,
+    uri: ctx.query ? `${ctx.path}?${ctx.query}` : ctx.path,
+    path: ctx.path,
+    query: ctx.query,
+    args: parseArgs(ctx.query),
+    headers: flatHeaders(ctx.headers),
+    cookies: parseCookies(Array.isArray(cookie) ? cookie.join('; ') : cookie),
+    ip: ctx.clientIp,
+    host: ctx.host,
+    scheme: ctx.scheme,
+  };
+}
+
+function applyHeaderChanges(target: Record<string, string | string[] | undefined>, changes: Readonly<Record<string, string | null>>): void {
+  for (const [name, value] of Object.entries(changes)) {
+    const k = name.toLowerCase();
+    if (value === null) delete target[k];
+    else target[k] = value;
+  }
+}
+
+function failClosedResponse(id: string): EarlyResponse {
+  return { status: 503, headers: { 'x-outpost-error': 'CU_FAILED', 'cache-control': 'no-store' }, body: `503 CU_FAILED: computing unit ${id} failed\n` };
+}
+
+export interface CuHooksOptions {
+  readonly log: Logger;
+  readonly metrics?: CuMetrics;
+  /** Where a CU's log() lines go. */
+  readonly cuLog?: Logger;
+  readonly random?: () => number;
+}
+
+export function cuHooks(registry: CuRegistry, opts: CuHooksOptions): EdgeHooks {
+  const { log, metrics } = opts;
+  const cuLog = opts.cuLog ?? log;
+  const random = opts.random ?? Math.random;
+
+  /** The CUs of a phase that run for this request, after host filter and sampling. */
+  const selected = (phase: CuPhase, ctx: RequestContext): CuEntry[] => {
+    const all = registry.phase(phase);
+    if (all.length === 0 || registry.skipped(ctx.host)) return [];
+    const out: CuEntry[] = [];
+    for (const e of all) {
+      if (!e.hosts(ctx.host)) continue;
+      if (!sampled(e.cu.sampling, random() * 100)) {
+        metrics?.skips.inc({ cu: e.cu.id, reason: 'sampling' });
+        continue;
+      }
+      out.push(e);
+    }
+    return out;
+  };
+
+  /** Runs one CU; resolves to its output, or to 'failed' after recording why. */
+  const runOne = async (e: CuEntry, input: CuRunInput): Promise<CuRunOutput | 'failed' | 'skipped'> => {
+    const id = e.cu.id;
+    if (!e.breaker.allow()) {
+      metrics?.skips.inc({ cu: id, reason: 'breaker' });
+      return e.cu.failure === 'closed' ? 'failed' : 'skipped';
+    }
+    const t0 = performance.now();
+    try {
+      const out = await e.loaded.run(input);
+      e.breaker.success();
+      metrics?.runs.inc({ cu: id, phase: input.phase });
+      metrics?.duration.observe({ cu: id }, (performance.now() - t0) / 1000);
+      if (out.logs) for (const l of out.logs) cuLog[l.level]({ cu: id, phase: input.phase }, l.msg);
+      return out;
+    } catch (err) {
+      const kind = err instanceof CuError ? err.kind : 'runtime';
+      e.breaker.failure();
+      metrics?.runs.inc({ cu: id, phase: input.phase });
+      metrics?.errors.inc({ cu: id, kind });
+      log.warn({ cu: id, phase: input.phase, kind, err: (err as Error).message, policy: e.cu.failure }, `CU ${id} failed (${kind})`);
+      return 'failed';
+    }
+  };
+
+  const timings = (ctx: RequestContext) => ({
+    requestMs: Number(process.hrtime.bigint() - ctx.timings.start) / 1e6,
+    ...(ctx.timings.upstreamConnectMs !== undefined ? { upstreamConnectMs: ctx.timings.upstreamConnectMs } : {}),
+    ...(ctx.timings.upstreamResponseMs !== undefined ? { upstreamResponseMs: ctx.timings.upstreamResponseMs } : {}),
+    ...(ctx.cacheOutcome ? { cacheStatus: ctx.cacheOutcome } : {}),
+    bytesSent: ctx.bytesSent,
+  });
+
+  /** rewrite and access: request changes, exit, response headers for later. */
+  const requestPhase = async (phase: 'rewrite' | 'access', ctx: RequestContext): Promise<HookResult> => {
+    const list = selected(phase, ctx);
+    if (list.length === 0) return undefined;
+    const st = stateOf(ctx);
+    for (const e of list) {
+      st.view ??= requestView(ctx);
+      const out = await runOne(e, { phase, request: st.view, vars: st.vars, timings: timings(ctx) });
+      if (out === 'skipped') continue;
+      if (out === 'failed') {
+        if (e.cu.failure === 'closed') return failClosedResponse(e.cu.id);
+        continue;
+      }
+      if (out.vars) st.vars = { ...out.vars };
+      if (out.request) {
+        if (out.request.headers) applyHeaderChanges(ctx.headers, out.request.headers);
+        if (out.request.path !== undefined) ctx.path = out.request.path.startsWith('/') ? out.request.path : `/${out.request.path}`;
+        if (out.request.query !== undefined) ctx.query = out.request.query.replace(/^\?/, '');
+        st.view = undefined;
+      }
+      if (out.response?.headers) st.resHeaders = { ...st.resHeaders, ...out.response.headers };
+      if (out.exit) {
+        metrics?.exits.inc({ cu: e.cu.id, status: String(out.exit.status) });
+        return { status: out.exit.status, ...(out.exit.body !== undefined ? { body: out.exit.body } : {}), ...(out.exit.headers ? { headers: out.exit.headers } : {}) };
+      }
+    }
+    return undefined;
+  };
+
+  return {
+    name: 'computing-units',
+    rewrite: (ctx) => requestPhase('rewrite', ctx),
+    access: (ctx) => requestPhase('access', ctx),
+
+    async header_filter(ctx, head) {
+      const st = ctx.vars.get(STATE) as CuState | undefined;
+      if (st?.resHeaders) applyHeaderChanges(head.headers, st.resHeaders);
+      const list = selected('header_filter', ctx);
+      if (list.length === 0) return;
+      const s = stateOf(ctx);
+      for (const e of list) {
+        s.view ??= requestView(ctx);
+        const out = await runOne(e, { phase: 'header_filter', request: s.view, response: { status: head.status, headers: flatHeaders(head.headers) }, vars: s.vars, timings: timings(ctx) });
+        if (out === 'skipped') continue;
+        if (out === 'failed') {
+          if (e.cu.failure === 'closed') {
+            s.failClosed = e.cu.id;
+            head.status = 503;
+            head.headers = { 'content-type': 'text/plain; charset=utf-8', 'x-outpost-error': 'CU_FAILED', 'cache-control': 'no-store' };
+            return;
+          }
+          continue;
+        }
+        if (out.vars) s.vars = { ...out.vars };
+        if (out.response?.status !== undefined) head.status = out.response.status;
+        if (out.response?.headers) applyHeaderChanges(head.headers, out.response.headers);
+        if (out.exit) {
+          // exit() here replaces the response head; the body follows in body_filter.
+          head.status = out.exit.status;
+          if (out.exit.headers) applyHeaderChanges(head.headers, out.exit.headers);
+          if (out.exit.body !== undefined) {
+            s.failClosed = undefined;
+            ctx.vars.set(`${STATE}.body`, out.exit.body);
+          }
+          return;
+        }
+      }
+    },
+
+    wantsBody(ctx, head) {
+      if (ctx.vars.has(`${STATE}.body`)) return true;
+      if ((ctx.vars.get(STATE) as CuState | undefined)?.failClosed) return true;
+      if (registry.phase('body_filter').length === 0 || registry.skipped(ctx.host)) return false;
+      const type = head.headers['content-type'];
+      const enc = head.headers['content-encoding'];
+      return typeof type === 'string' && TEXTUAL.test(type) && (enc === undefined || enc === 'identity');
+    },
+
+    async body_filter(ctx, body) {
+      const replaced = ctx.vars.get(`${STATE}.body`);
+      if (typeof replaced === 'string') return Buffer.from(replaced);
+      const st = ctx.vars.get(STATE) as CuState | undefined;
+      if (st?.failClosed) return Buffer.from(failClosedResponse(st.failClosed).body as string);
+      const list = selected('body_filter', ctx);
+      if (list.length === 0) return body;
+      const s = stateOf(ctx);
+      let text = body.toString('utf8');
+      for (const e of list) {
+        s.view ??= requestView(ctx);
+        const head = ctx.response;
+        const out = await runOne(e, {
+          phase: 'body_filter',
+          request: s.view,
+          ...(head ? { response: { status: head.status, headers: flatHeaders(head.headers) } } : {}),
+          body: text,
+          vars: s.vars,
+          timings: timings(ctx),
+        });
+        if (out === 'skipped' || out === 'failed') continue;
+        if (out.vars) s.vars = { ...out.vars };
+        if (out.body !== undefined) text = out.body;
+      }
+      return Buffer.from(text);
+    },
+
+    log(ctx) {
+      const list = selected('log', ctx);
+      if (list.length === 0) return;
+      const s = stateOf(ctx);
+      const view = s.view ?? requestView(ctx);
+      const head = ctx.response;
+      // Log CUs run after the response; nothing waits for them.
+      void (async () => {
+        for (const e of list) {
+          const out = await runOne(e, { phase: 'log', request: view, ...(head ? { response: { status: head.status, headers: flatHeaders(head.headers) } } : {}), vars: s.vars, timings: timings(ctx) });
+          if (out !== 'failed' && out !== 'skipped' && out.vars) s.vars = { ...out.vars };
+        }
+      })();
+    },
+  };
+}

@@ -1,0 +1,36 @@
+// The edge-computing part of one edge process: a sandbox runtime, the registry of compiled CUs and
+// the phase hooks that run them. It receives whole snapshots from the node's ComputePlane.
+import type { Logger } from 'pino';
+import type { Registry } from 'prom-client';
+import type { OutpostConfig } from '../config/load.ts';
+import type { EdgeHooks } from '../edge/phases.ts';
+import { cuHooks } from './hooks.ts';
+import { CuMetrics } from './metrics.ts';
+import { CuRegistry, type CuStatus } from './registry.ts';
+import type { CuHostServices } from './runtime.ts';
+import { IsolateRuntime } from './sandbox/isolate-runtime.ts';
+import type { StoreSnapshot } from './store/store.ts';
+
+export interface ComputeWorker {
+  readonly hooks: EdgeHooks;
+  apply(snapshot: StoreSnapshot): void;
+  status(): CuStatus[];
+  close(): void;
+}
+
+export function createComputeWorker(opts: { config: OutpostConfig; log: Logger; registry: Registry; services: CuHostServices }): ComputeWorker {
+  const { config, log } = opts;
+  const metrics = new CuMetrics(opts.registry);
+  const cuLog = log.child({ type: 'cu' });
+  const runtime = new IsolateRuntime({ services: opts.services, log: (cu, level, msg) => cuLog.info({ cu, level }, msg) });
+  const registry = new CuRegistry(runtime, { log, metrics, breaker: { failures: config.compute.breaker.failures, coolDownMs: config.compute.breaker.coolDown } });
+  return {
+    hooks: cuHooks(registry, { log, metrics, cuLog }),
+    apply: (s) => registry.apply(s),
+    status: () => registry.status(),
+    close: () => {
+      registry.dispose();
+      runtime.dispose();
+    },
+  };
+}
