@@ -13,7 +13,7 @@ import { EmbeddedCuStore } from './store/embedded.ts';
 import { RedisCuStore } from './store/redis.ts';
 import type { CuStore, StoreSnapshot } from './store/store.ts';
 import { CuWatcher } from './watcher.ts';
-import type { RequestContext } from '../edge/phases.ts';
+import { newContext } from '../edge/request.ts';
 
 export function openStore(config: OutpostConfig['compute']): CuStore {
   const s = config.store;
@@ -187,7 +187,7 @@ export class ComputePlane {
       }
       const headers: Record<string, string> = { host: url.host };
       for (const [k, v] of Object.entries(req.headers ?? {})) headers[k.toLowerCase()] = v;
-      const ctx = {
+      const ctx = newContext({
         method: (req.method ?? 'GET').toUpperCase(),
         scheme: url.protocol === 'https:' ? 'https' : 'http',
         httpVersion: '1.1',
@@ -196,12 +196,7 @@ export class ComputePlane {
         path: url.pathname,
         query: url.search.slice(1),
         headers,
-        pool: 'default',
-        collapsed: false,
-        timings: { start: process.hrtime.bigint() },
-        vars: new Map(),
-        bytesSent: 0,
-      } satisfies RequestContext;
+      });
       const input: CuRunInput = {
         phase: spec.phase,
         request: requestView(ctx),

@@ -91,7 +91,7 @@ export function createContext(req: NodeRequest, scheme: 'http' | 'https', client
   if (!TARGET_RE.test(target)) throw new OutpostError('BAD_REQUEST', `invalid request target ${JSON.stringify(target.slice(0, 100))}`);
   const q = target.indexOf('?');
   const headers: IncomingHttpHeaders = isH2 ? stripPseudo(req.headers) : req.headers;
-  return {
+  return newContext({
     method: req.method ?? 'GET',
     scheme,
     httpVersion: req.httpVersion,
@@ -100,12 +100,12 @@ export function createContext(req: NodeRequest, scheme: 'http' | 'https', client
     path: q === -1 ? target : target.slice(0, q),
     query: q === -1 ? '' : target.slice(q + 1),
     headers,
-    pool: 'default',
-    collapsed: false,
-    timings: { start: process.hrtime.bigint() },
-    vars: new Map(),
-    bytesSent: 0,
-  };
+  });
+}
+
+/** A fresh context for a request described by these fields (also used for dry runs). */
+export function newContext(f: Pick<RequestContext, 'method' | 'scheme' | 'httpVersion' | 'clientIp' | 'host' | 'path' | 'query' | 'headers'>): RequestContext {
+  return { ...f, pool: 'default', collapsed: false, timings: { start: process.hrtime.bigint() }, vars: new Map(), bytesSent: 0 };
 }
 
 function stripPseudo(h: IncomingHttpHeaders): IncomingHttpHeaders {
