@@ -7,7 +7,7 @@
 import { mkdtempSync, readdirSync, readFileSync, rmSync, mkdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import { cpuShares, cpuSnapshot, findTools } from './machine.ts';
 import { runWrk } from './load/wrk.ts';
@@ -58,8 +58,12 @@ async function main(): Promise<void> {
       const dir = join(tmp, id.replaceAll('/', '_'));
       mkdirSync(dir, { recursive: true });
       const base = { dir, cpus: serverCpus };
-      // outpost@DIR runs the Outpost of another checkout beside this one, for A/B comparisons.
-      if (id.startsWith('outpost@')) servers.push({ ...(await outpost.start(origin.port, workers, { ...base, bin: nodePath, root: id.slice(8) })), id: id as 'outpost' });
+      // outpost@DIR runs the Outpost of another checkout (with that checkout's bench config) beside this one, for A/B comparisons.
+      if (id.startsWith('outpost@')) {
+        const other = id.slice(8);
+        const mod = (await import(pathToFileURL(join(other, 'bench/servers/outpost.ts')).href)) as typeof outpost;
+        servers.push({ ...(await mod.start(origin.port, workers, { ...base, bin: nodePath, root: other })), id: id as 'outpost' });
+      }
       else if (id === 'outpost') servers.push(await outpost.start(origin.port, workers, { ...base, bin: nodePath, root }));
       else if (id === 'nginx') servers.push(await nginx.start(origin.port, workers, { ...base, bin: tools.nginx ?? 'nginx' }));
       else if (id === 'varnish') servers.push(await varnish.start(origin.port, workers, { ...base, bin: tools.varnishd ?? 'varnishd' }));

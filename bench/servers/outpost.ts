@@ -12,12 +12,14 @@ export interface OutpostOptions extends StartOptions {
   readonly root: string;
 }
 
-export function outpostConfig(p: { port: number; tlsPort: number; adminPort: number; originPort: number; workers: number; cacheDir: string }): object {
+export function outpostConfig(p: { port: number; tlsPort: number; adminPort: number; originPort: number; workers: number; dir: string }): object {
   return {
     edge: { host: '127.0.0.1', port: p.port, tlsPort: p.tlsPort, workers: p.workers },
     upstream: { pools: { default: { peers: [`http://127.0.0.1:${p.originPort}`] } } },
     demoOrigin: { enabled: false },
-    cache: { ram: { maxBytes: '512m' }, disk: { enabled: true, path: p.cacheDir, maxBytes: '1g' }, lock: { enabled: true } },
+    cache: { ram: { maxBytes: '512m' }, disk: { enabled: true, path: join(p.dir, 'cache'), maxBytes: '1g' }, lock: { enabled: true } },
+    // Edge computing stays on, as by default, with no CU deployed; its store lives in the scratch folder.
+    compute: { store: { kind: 'embedded', path: join(p.dir, 'store') } },
     admin: { host: '127.0.0.1', port: p.adminPort },
     log: { access: false, level: 'warn' },
   };
@@ -32,7 +34,7 @@ export async function start(originPort: number, workers: number, opts: OutpostOp
   const tlsPort = opts.tls === true ? await freePort() : 0;
   const adminPort = await freePort();
   const file = join(opts.dir, 'outpost.json');
-  writeFileSync(file, JSON.stringify(outpostConfig({ port, tlsPort, adminPort, originPort, workers, cacheDir: join(opts.dir, 'cache') }), null, 2));
+  writeFileSync(file, JSON.stringify(outpostConfig({ port, tlsPort, adminPort, originPort, workers, dir: opts.dir }), null, 2));
   const proc = startProcess(opts.bin, [join(opts.root, 'src/cli.ts'), 'start', '--config', file], { cpus: opts.cpus, cwd: opts.root });
   await waitUntil('outpost', proc, 45_000, async () => (await httpGet(port, '/health', { timeoutMs: 1_000 })).status === 200);
   return {

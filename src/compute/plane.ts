@@ -9,6 +9,7 @@ import { requestView } from './hooks.ts';
 import { CuError, type CuHostServices, type CuRunInput, type CuRunOutput, type CuRuntime } from './runtime.ts';
 import { SharedDict } from './shared-dict.ts';
 import { IsolateRuntime } from './sandbox/isolate-runtime.ts';
+import { MemoryCuServices } from './sandbox/memory-services.ts';
 import { EmbeddedCuStore } from './store/embedded.ts';
 import { RedisCuStore } from './store/redis.ts';
 import type { CuStore, StoreSnapshot } from './store/store.ts';
@@ -46,33 +47,6 @@ function invalid(err: unknown): OutpostError {
   return new OutpostError('CU_INVALID', (err as Error).message);
 }
 
-/** Scratch services for dry runs: they behave like the real ones but touch no shared data. */
-function scratchServices(): CuHostServices {
-  const dict = new SharedDict();
-  const kv = new SharedDict();
-  return {
-    shared: async (op, key, value, ttlMs) => dict.apply(op, key, value, ttlMs),
-    redis: async (name, args) => {
-      const [key, a1, a2] = args;
-      const k = String(key);
-      switch (name.toLowerCase()) {
-        case 'get':
-          return kv.get(k);
-        case 'set':
-          return kv.set(k, a1 as string, a2 === 'EX' || a2 === 'ex' ? Number(args[3]) * 1000 : undefined) && 'OK';
-        case 'incr':
-          return kv.incr(k, 1);
-        case 'incrby':
-          return kv.incr(k, Number(a1));
-        case 'del':
-          return kv.delete(k) ? 1 : 0;
-        default:
-          return null;
-      }
-    },
-  };
-}
-
 export class ComputePlane {
   readonly store: CuStore;
   readonly shared = new SharedDict();
@@ -85,7 +59,8 @@ export class ComputePlane {
     this.store = store;
     this.watcher = watcher;
     this.log = log;
-    this.checker = new IsolateRuntime({ services: scratchServices() });
+    // Dry runs and compile checks get scratch services: they behave like the real ones but touch no shared data.
+    this.checker = new IsolateRuntime({ services: new MemoryCuServices() });
   }
 
   /** Opens the store and starts watching it; `onSnapshot` receives every new set of CUs. */
@@ -175,7 +150,7 @@ export class ComputePlane {
   /** Runs a CU once against a described request, with scratch services, and says what it did. */
   async dryRun(cu: CuInput | CuRecord, req: DryRunRequest): Promise<DryRunResult> {
     const spec = this.check(cu);
-    const runtime = new IsolateRuntime({ services: scratchServices() });
+    const runtime = new IsolateRuntime({ services: new MemoryCuServices() });
     const t0 = performance.now();
     try {
       const loaded = runtime.load({ ...spec, version: 0, updatedAt: '' });

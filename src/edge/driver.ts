@@ -59,6 +59,15 @@ function earlyToOutgoing(e: EarlyResponse): Outgoing {
   return { status: e.status, headers, body };
 }
 
+/**
+ * Hooks and stages may answer synchronously. Awaiting a plain value still costs a microtask turn,
+ * which on a cache HIT is a visible share of the request (docs/performance.md), so only promises
+ * (and other thenables) are awaited.
+ */
+function isPromiseLike<T>(x: T | PromiseLike<T>): x is PromiseLike<T> {
+  return typeof (x as { then?: unknown } | null | undefined)?.then === 'function';
+}
+
 export function errorResponse(err: OutpostError): Outgoing {
   const body = Buffer.from(`${err.status} ${err.code}: ${err.message.split('\n')[0]}\n`);
   return { status: err.status, headers: { 'content-type': 'text/plain; charset=utf-8', 'x-outpost-error': err.code, 'cache-control': 'no-store' }, body };
@@ -141,7 +150,10 @@ export class Driver {
     }
     try {
       const head: ResponseHead = { status: out.status, headers: out.headers };
-      for (const f of this.headerFilter) await f(ctx, head);
+      for (const f of this.headerFilter) {
+        const r = f(ctx, head);
+        if (isPromiseLike(r)) await r;
+      }
       ctx.response = head;
       let body = out.body;
       const filters = this.bodyFilter.length && body !== null && ctx.method !== 'HEAD' ? this.bodyFilter.filter((f) => !f.wants || f.wants(ctx, head)) : [];
@@ -167,19 +179,20 @@ export class Driver {
 
   private async phases(ctx: RequestContext, req: NodeRequest): Promise<Outgoing> {
     for (const h of this.rewrite) {
-      const r = await h(ctx);
+      const p = h(ctx);
+      const r = isPromiseLike(p) ? await p : p;
       if (r && r !== 'continue') ctx.early = r;
       if (ctx.early) return earlyToOutgoing(ctx.early);
     }
     for (const h of this.access) {
-      const r = await h(ctx);
+      const p = h(ctx);
+      const r = isPromiseLike(p) ? await p : p;
       if (r && r !== 'continue') ctx.early = r;
       if (ctx.early) return earlyToOutgoing(ctx.early);
     }
     ctx.cacheKey = this.o.stages.cacheKey(ctx);
-    // Stages.builtin may answer synchronously; awaiting only a promise saves a microtask per request.
     const b = this.o.stages.builtin?.(ctx);
-    const builtin = b instanceof Promise ? await b : b;
+    const builtin = isPromiseLike(b) ? await b : b;
     if (builtin) return builtin;
     let body: Readable | null = null;
     if (ctx.method !== 'GET' && ctx.method !== 'HEAD') {

@@ -177,7 +177,9 @@ export async function runPrimary(config: OutpostConfig, log: Logger): Promise<Ru
   // OUTPOST_CPU_PROF_DIR=dir makes every worker write a V8 CPU profile there when it exits
   // (docs/performance.md, "Profiling").
   const profDir = process.env.OUTPOST_CPU_PROF_DIR;
-  const execArgv = profDir ? [...process.execArgv, '--cpu-prof', '--cpu-prof-dir', profDir] : process.execArgv;
+  // isolated-vm asks for --no-node-snapshot on Node 20 and later.
+  const baseArgv = process.execArgv.includes('--no-node-snapshot') ? process.execArgv : [...process.execArgv, '--no-node-snapshot'];
+  const execArgv = profDir ? [...baseArgv, '--cpu-prof', '--cpu-prof-dir', profDir] : baseArgv;
   cluster.setupPrimary({ exec: fileURLToPath(new URL('./worker.ts', import.meta.url)), args: [], execArgv });
   const env = { OUTPOST_WORKER_CONFIG: JSON.stringify(config), OUTPOST_PREFETCH_TOKEN: token };
   const fork = () => cluster.fork(env);

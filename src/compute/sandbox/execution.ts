@@ -12,6 +12,8 @@ import { CuError, type CuHostServices, type CuRequestView, type CuRunInput, type
 import { decodeReport, encodeInput, performCalls, performDetached, requestHeadersJson, runtimeError, type RunnerReport, type ServiceCall } from './protocol.ts';
 import type { PreparedCu } from './source.ts';
 
+const BODY_ARG = 6;
+
 export type RunnerEntry = 'start' | 'poll' | 'resume' | 'drop' | 'logsOf';
 
 export interface RunnerAccess {
@@ -54,6 +56,13 @@ export class CuExecution {
 
   run(input: CuRunInput): CuRunOutput | Promise<CuRunOutput> {
     const args = encodeInput(input, this.#p.uses);
+    // Every argument costs a copy across the boundary; the runner reads missing ones as empty
+    // ('' means "not sent" except for the body, the last one, where only null does).
+    for (let last = args.length - 1; last > 0; last--) {
+      const v = args[last];
+      if (v === null || (v === '' && last < BODY_ARG)) args.pop();
+      else break;
+    }
     if (!this.#p.async) {
       let raw: unknown;
       this.#syncView = input.request;

@@ -132,9 +132,9 @@ class IsolateCu implements LoadedCu, RunnerAccess {
   }
 
   call(entry: RunnerEntry, args: readonly unknown[], timeoutMs: number): unknown {
-    const isolate = this.#isolate;
     const entries = this.#entries;
-    if (isolate === null || entries === null || isolate.isDisposed) {
+    // A disposed isolate makes applySync throw, and #classify tells why.
+    if (entries === null) {
       throw this.#disposed ? new CuError('runtime', this.id, 'the CU was unloaded') : memoryError(this.id, this.#cu.memoryMb);
     }
     try {

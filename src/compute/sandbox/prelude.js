@@ -7,7 +7,8 @@
 //   check(body, params, isAsync) — refuses code that is not a function body (before it runs).
 //   install(fn, uses, isAsync, filename, maxCalls, headersOf) — once per compiled CU; headersOf(runId)
 //     is the host's: the request headers of a run whose headers were not sent (see source.ts).
-//   start(runId, phase, reqJson, headersJson, varsJson, timingsJson, responseJson, body)
+//   start(runId, phase, reqMeta, headersJson, varsJson, timingsJson, responseJson, body)
+//     reqMeta: method, uri, path, query, ip, host, scheme, args JSON, cookies JSON, joined by NUL.
 //     sync CU (runId 0): returns undefined (nothing to report) or '{"o":{…}}' / '{"e":{…}}'.
 //     async CU: returns nothing; the host then calls poll(runId).
 //   poll(runId)    → '{"o":…,"c":[…]}' done / '{"e":…}' failed / '{"w":1,"c":[…]}' waiting on calls.
@@ -156,13 +157,16 @@ class Run {
   constructor(id, phase, reqJson, headersJson, varsJson, timingsJson, responseJson, body) {
     this.id = id;
     this.phase = phase;
-    this.reqJson = reqJson;
-    this.headersJson = headersJson;
-    this.varsJson = varsJson;
-    this.timingsJson = timingsJson;
-    this.responseJson = responseJson;
-    this.body = body;
+    // The host leaves out trailing arguments it has nothing for.
+    this.reqJson = reqJson ?? '';
+    this.headersJson = headersJson ?? '';
+    this.varsJson = varsJson ?? '';
+    this.timingsJson = timingsJson ?? '';
+    this.responseJson = responseJson ?? '';
+    this.body = body ?? null;
     this.meta = null;
+    this.metaArgs = null;
+    this.metaCookies = null;
     this.response = null;
     this.reqHeaders = null;
     this.reqHeaderChanges = null;
@@ -187,8 +191,17 @@ class Run {
     return this.phase === 'rewrite' || this.phase === 'access';
   }
 
+  /** [method, uri, path, query, ip, host, scheme, argsJson, cookiesJson], from the host's NUL-joined text. */
   getMeta() {
-    return (this.meta ??= jsonParse(this.reqJson));
+    return (this.meta ??= apply(strSplit, this.reqJson, ['\0']));
+  }
+
+  getArgs() {
+    return (this.metaArgs ??= freeze(jsonParse(this.getMeta()[7])));
+  }
+
+  getCookies() {
+    return (this.metaCookies ??= freeze(jsonParse(this.getMeta()[8])));
   }
 
   getResponse() {
@@ -240,8 +253,8 @@ class Run {
     if (this.exit !== null) (o ??= {}).exit = this.exit;
     if (this.path !== undefined || this.query !== undefined || this.reqHeaderChanges !== null) {
       const r = {};
-      if (this.path !== undefined && this.path !== this.getMeta().path) r.path = this.path;
-      if (this.query !== undefined && this.query !== this.getMeta().query) r.query = this.query;
+      if (this.path !== undefined && this.path !== this.getMeta()[2]) r.path = this.path;
+      if (this.query !== undefined && this.query !== this.getMeta()[3]) r.query = this.query;
       if (this.reqHeaderChanges !== null && keysOf(this.reqHeaderChanges).length > 0) r.headers = this.reqHeaderChanges;
       if (keysOf(r).length > 0) (o ??= {}).request = r;
     }
@@ -272,17 +285,17 @@ class Req {
     this.#run = run;
   }
   get method() {
-    return this.#run.getMeta().method;
+    return this.#run.getMeta()[0];
   }
   get uri() {
     const run = this.#run;
-    if (run.path === undefined && run.query === undefined) return run.getMeta().uri;
+    if (run.path === undefined && run.query === undefined) return run.getMeta()[1];
     const q = this.query;
     return q === '' ? this.path : `${this.path}?${q}`;
   }
   get path() {
     const run = this.#run;
-    return run.path ?? run.getMeta().path;
+    return run.path ?? run.getMeta()[2];
   }
   set path(v) {
     const run = this.#run;
@@ -292,7 +305,7 @@ class Req {
   }
   get query() {
     const run = this.#run;
-    return run.query ?? run.getMeta().query;
+    return run.query ?? run.getMeta()[3];
   }
   set query(v) {
     const run = this.#run;
@@ -304,7 +317,7 @@ class Req {
   }
   get args() {
     const run = this.#run;
-    if (run.query === undefined) return run.getMeta().args;
+    if (run.query === undefined) return run.getArgs();
     return (run.args ??= parseArgs(run.query));
   }
   get headers() {
@@ -318,16 +331,16 @@ class Req {
     return run.reqHeaders;
   }
   get cookies() {
-    return this.#run.getMeta().cookies;
+    return this.#run.getCookies();
   }
   get ip() {
-    return this.#run.getMeta().ip;
+    return this.#run.getMeta()[4];
   }
   get host() {
-    return this.#run.getMeta().host;
+    return this.#run.getMeta()[5];
   }
   get scheme() {
-    return this.#run.getMeta().scheme;
+    return this.#run.getMeta()[6];
   }
   toJSON() {
     return { method: this.method, uri: this.uri, path: this.path, query: this.query, args: this.args, headers: { ...this.headers }, cookies: this.cookies, ip: this.ip, host: this.host, scheme: this.scheme };

@@ -34,7 +34,9 @@ let lastResponseJson = '';
 function requestMeta(r: CuRequestView): string {
   if (r !== lastRequest) {
     lastRequest = r;
-    lastMeta = JSON.stringify({ method: r.method, uri: r.uri, path: r.path, query: r.query, args: r.args, cookies: r.cookies, ip: r.ip, host: r.host, scheme: r.scheme });
+    // NUL cannot occur in any of these fields (Node's parser refuses it; JSON escapes it), so it
+    // separates them: the runner splits instead of parsing, and parses args/cookies only if read.
+    lastMeta = `${r.method}\0${r.uri}\0${r.path}\0${r.query}\0${r.ip}\0${r.host}\0${r.scheme}\0${JSON.stringify(r.args)}\0${JSON.stringify(r.cookies)}`;
     lastHeaders = undefined;
   }
   return lastMeta;

@@ -211,6 +211,11 @@ export function describeCuRuntime(name: string, make: (services: CuHostServices,
       expect(out.body).toBe('#EXTM3U\n#EXT-X-OUTPOST:edge\n#EXT-X-VERSION:3\n#EXTINF:6.0,\nseg1.ts\n');
     });
 
+    it('gives body_filter an empty body as an empty string', async () => {
+      const out = await runCu(load({ code: "res.body = typeof res.body + ':' + res.body.length;", phase: 'body_filter' }), runInput('body_filter', { body: '' }));
+      expect(out.body).toBe('string:0');
+    });
+
     it('reports no body when body_filter leaves it as it was', async () => {
       const out = await runCu(load({ code: 'res.body = res.body;', phase: 'body_filter' }), runInput('body_filter', { body: 'same' }));
       expect(out.body).toBeUndefined();
