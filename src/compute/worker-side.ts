@@ -9,6 +9,7 @@ import { CuMetrics } from './metrics.ts';
 import { CuRegistry, type CuStatus } from './registry.ts';
 import type { CuHostServices } from './runtime.ts';
 import { IsolateRuntime } from './sandbox/isolate-runtime.ts';
+import { TrustedRuntime } from './sandbox/trusted-runtime.ts';
 import type { StoreSnapshot } from './store/store.ts';
 
 export interface ComputeWorker {
@@ -22,7 +23,9 @@ export function createComputeWorker(opts: { config: OutpostConfig; log: Logger; 
   const { config, log } = opts;
   const metrics = new CuMetrics(opts.registry);
   const cuLog = log.child({ type: 'cu' });
-  const runtime = new IsolateRuntime({ services: opts.services, log: (cu, level, msg) => cuLog.info({ cu, level }, msg) });
+  const runtimeOpts = { services: opts.services, log: (cu: string, level: string, msg: string) => cuLog.info({ cu, level }, msg) };
+  const runtime = config.compute.runtime === 'trusted' ? new TrustedRuntime(runtimeOpts) : new IsolateRuntime(runtimeOpts);
+  if (config.compute.runtime === 'trusted') log.warn({ event: 'trusted runtime' }, 'compute.runtime is "trusted": CUs run unsandboxed, without time or memory limits');
   const registry = new CuRegistry(runtime, { log, metrics, breaker: { failures: config.compute.breaker.failures, coolDownMs: config.compute.breaker.coolDown } });
   return {
     hooks: cuHooks(registry, { log, metrics, cuLog }),

@@ -81,3 +81,21 @@ describe('configuration', () => {
     expect(messageOf(() => loadConfig(join(dir, 'missing.yaml'), {}))).toContain('cannot read config file');
   });
 });
+
+describe('compute configuration', () => {
+  it('defaults to the sandboxed runtime and the embedded store', () => {
+    const c = resolveConfig({});
+    expect(c.compute.runtime).toBe('isolate');
+    expect(c.compute.store.kind).toBe('embedded');
+  });
+
+  it('points at Redis with one environment variable', () => {
+    const c = resolveConfig({}, { env: { OUTPOST_STORE: 'redis-cluster', OUTPOST_REDIS_NODES: 'redis://10.0.0.1:7000, redis://10.0.0.2:7000' } });
+    expect(c.compute.store.kind).toBe('redis-cluster');
+    expect(c.compute.store.nodes).toEqual(['redis://10.0.0.1:7000', 'redis://10.0.0.2:7000']);
+  });
+
+  it('names a bad store setting', () => {
+    expect(() => resolveConfig({ compute: { store: { kind: 'mongo', prefix: 'outpost' } } })).toThrow(/compute\.store\.kind[\s\S]*compute\.store\.prefix: expected a Redis hash tag/);
+  });
+});

@@ -185,6 +185,12 @@ export const ConfigSchema = z.object({
           commandTimeout: duration.prefault('1s'),
         })
         .prefault({}),
+      /**
+       * isolate: every CU in its own isolated-vm isolate, with time and memory limits (default).
+       * trusted: CUs run as plain functions in the worker — faster, but a CU can reach the whole
+       * process, loop forever or exhaust memory. Only for operators who run only their own code.
+       */
+      runtime: z.enum(['isolate', 'trusted']).default('isolate'),
       /** Backstop for missed change notifications: each node re-reads the store this often (± 20 % jitter). */
       pollInterval: duration.prefault('5s'),
       breaker: z

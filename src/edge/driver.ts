@@ -156,8 +156,12 @@ export class Driver {
       }
       ctx.response = head;
       let body = out.body;
-      const filters = this.bodyFilter.length && body !== null && ctx.method !== 'HEAD' ? this.bodyFilter.filter((f) => !f.wants || f.wants(ctx, head)) : [];
-      if (filters.length) {
+      // Built only when some body_filter wants this body: most responses allocate nothing here.
+      let filters: typeof this.bodyFilter | undefined;
+      if (this.bodyFilter.length && body !== null && ctx.method !== 'HEAD') {
+        for (const f of this.bodyFilter) if (!f.wants || f.wants(ctx, head)) (filters ??= []).push(f);
+      }
+      if (filters) {
         let buf = await collect(body, this.o.maxBodyBytes);
         for (const f of filters) buf = await f.filter(ctx, buf);
         head.headers['content-length'] = String(buf.length);
