@@ -5,6 +5,7 @@ import { httpsScenario, h2Scenario } from './tls.ts';
 import { memoryScenario } from './memory.ts';
 import { herdScenario } from './herd.ts';
 import { longTailScenario } from './longtail.ts';
+import { cuOverheadScenario, cuPropagationScenario } from './compute.ts';
 import type { Scenario } from './types.ts';
 
 export const SCENARIOS: readonly Scenario[] = [
@@ -15,11 +16,15 @@ export const SCENARIOS: readonly Scenario[] = [
   httpsScenario('w1'),
   h2Scenario('w1'),
   memoryScenario('w1'),
+  cuOverheadScenario(0, 'w1'),
+  cuOverheadScenario(1, 'w1'),
+  cuOverheadScenario(5, 'w1'),
   hitScenario('1k', 'w2'),
   hitScenario('16k', 'w2'),
   hitScenario('256k', 'w2'),
   herdScenario('w2'),
   longTailScenario('w2'),
+  cuPropagationScenario('w2'),
 ];
 
 /** Scenarios selected by --only (ids or prefixes such as `hit` or `hit-1k`). */

@@ -67,20 +67,59 @@ function parseArgs(query: string): Record<string, string> {
   return out;
 }
 
+/**
+ * The request as CUs see it. Headers, cookies and args are built on first use: the runtime only
+ * serialises what a CU's code touches, and most CUs never read every header.
+ */
+class LazyRequestView implements CuRequestView {
+  readonly method: string;
+  readonly uri: string;
+  readonly path: string;
+  readonly query: string;
+  readonly ip: string;
+  readonly host: string;
+  readonly scheme: 'http' | 'https';
+  private readonly source: RequestContext['headers'];
+  private _headers?: Record<string, string>;
+  private _cookies?: Record<string, string>;
+  private _args?: Record<string, string>;
+
+  constructor(ctx: RequestContext) {
+    this.method = ctx.method;
+    this.uri = ctx.query ? `${ctx.path}?${ctx.query}` : ctx.path;
+    this.path = ctx.path;
+    this.query = ctx.query;
+    this.ip = ctx.clientIp;
+    this.host = ctx.host;
+    this.scheme = ctx.scheme;
+    this.source = ctx.headers;
+  }
+
+  get headers(): Readonly<Record<string, string>> {
+    return (this._headers ??= flatHeaders(this.source));
+  }
+
+  get cookies(): Readonly<Record<string, string>> {
+    if (!this._cookies) {
+      const c = this.source.cookie;
+      this._cookies = parseCookies(Array.isArray(c) ? c.join('; ') : c);
+    }
+    return this._cookies;
+  }
+
+  get args(): Readonly<Record<string, string>> {
+    return (this._args ??= parseArgs(this.query));
+  }
+
+  /** JSON.stringify of a view gives the plain fields, as a plain object would. */
+  toJSON(): CuRequestView {
+    const { method, uri, path, query, ip, host, scheme, headers, cookies, args } = this;
+    return { method, uri, path, query, ip, host, scheme, headers, cookies, args };
+  }
+}
+
 export function requestView(ctx: RequestContext): CuRequestView {
-  const cookie = ctx.headers.cookie;
-  return {
-    method: ctx.method,
-    uri: ctx.query ? `${ctx.path}?${ctx.query}` : ctx.path,
-    path: ctx.path,
-    query: ctx.query,
-    args: parseArgs(ctx.query),
-    headers: flatHeaders(ctx.headers),
-    cookies: parseCookies(Array.isArray(cookie) ? cookie.join('; ') : cookie),
-    ip: ctx.clientIp,
-    host: ctx.host,
-    scheme: ctx.scheme,
-  };
+  return new LazyRequestView(ctx);
 }
 
 function applyHeaderChanges(target: Record<string, string | string[] | undefined>, changes: Readonly<Record<string, string | null>>): void {
@@ -93,6 +132,17 @@ function applyHeaderChanges(target: Record<string, string | string[] | undefined
 
 function failClosedResponse(id: string): EarlyResponse {
   return { status: 503, headers: { 'x-outpost-error': 'CU_FAILED', 'cache-control': 'no-store' }, body: `503 CU_FAILED: computing unit ${id} failed\n` };
+}
+
+/** Labelled metric children, bound once per CU entry (label lookups cost more than the increment). */
+const bound = new WeakMap<CuEntry, { runs: { inc(): void }; duration: { observe(v: number): void } }>();
+function boundMetrics(e: CuEntry, metrics: CuMetrics) {
+  let b = bound.get(e);
+  if (!b) {
+    b = { runs: metrics.runs.labels({ cu: e.cu.id, phase: e.cu.phase }), duration: metrics.duration.labels({ cu: e.cu.id }) };
+    bound.set(e, b);
+  }
+  return b;
 }
 
 export interface CuHooksOptions {
@@ -132,17 +182,20 @@ export function cuHooks(registry: CuRegistry, opts: CuHooksOptions): EdgeHooks {
       return e.cu.failure === 'closed' ? 'failed' : 'skipped';
     }
     const t0 = performance.now();
+    const m = metrics ? boundMetrics(e, metrics) : undefined;
     try {
-      const out = await e.loaded.run(input);
+      const run = e.loaded.run(input);
+      // Synchronous CUs (most) are not awaited: an await costs a turn of the microtask queue.
+      const out = run instanceof Promise ? await run : run;
       e.breaker.success();
-      metrics?.runs.inc({ cu: id, phase: input.phase });
-      metrics?.duration.observe({ cu: id }, (performance.now() - t0) / 1000);
+      m?.runs.inc();
+      m?.duration.observe((performance.now() - t0) / 1000);
       if (out.logs) for (const l of out.logs) cuLog[l.level]({ cu: id, phase: input.phase }, l.msg);
       return out;
     } catch (err) {
       const kind = err instanceof CuError ? err.kind : 'runtime';
       e.breaker.failure();
-      metrics?.runs.inc({ cu: id, phase: input.phase });
+      m?.runs.inc();
       metrics?.errors.inc({ cu: id, kind });
       log.warn({ cu: id, phase: input.phase, kind, err: (err as Error).message, policy: e.cu.failure }, `CU ${id} failed (${kind})`);
       return 'failed';
