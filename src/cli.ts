@@ -4,6 +4,7 @@ import { parseArgs } from 'node:util';
 import { loadConfig, ENV_VARIABLES } from './config/load.ts';
 import { AdminClient } from './control/client.ts';
 import { cuCommand } from './control/cu-cli.ts';
+import { signCommand } from './security/sign-cli.ts';
 import { OutpostError } from './errors.ts';
 import { createLogger } from './log/logger.ts';
 import { runPrimary } from './node/primary.ts';
@@ -19,6 +20,7 @@ Usage:
   outpost prefetch URL... [--file LIST]                    load URLs into the cache
   outpost config [--config FILE]                           validate the configuration and print it resolved
   outpost cu add|list|get|rm|enable|disable|test|status    computing units (outpost cu help)
+  outpost sign URL --ttl 1h [--key-id ID] [--secret S]     print a signed URL (secret also from OUTPOST_SIGNING_SECRET)
   outpost help
 
 Admin commands reach http://127.0.0.1:8081 unless --admin URL or OUTPOST_ADMIN_URL says otherwise;
@@ -135,6 +137,8 @@ async function main(argv: string[]): Promise<number> {
     }
     case 'cu':
       return cuCommand(rest, adminClient);
+    case 'sign':
+      return signCommand(rest);
     case 'config': {
       const { values } = parseArgs({ args: rest, options: { config: { type: 'string', short: 'c' } } });
       console.log(JSON.stringify(loadConfig(values.config), null, 2));
