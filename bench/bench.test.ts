@@ -11,6 +11,10 @@ import { openIdleConnections } from './load/idle-connections.ts';
 import { evaluateBars, summarise } from './report.ts';
 import type { RunRecord } from './runner.ts';
 import { nginxConfig } from './servers/nginx.ts';
+import { outpostConfig } from './servers/outpost.ts';
+import { summarise as memorySummary } from './scenarios/memory.ts';
+import { pssBytes } from './machine.ts';
+import { summariseProfile, type CpuProfile } from './profile-summary.ts';
 import { percentile, median } from './stats.ts';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
@@ -179,5 +183,54 @@ describe('nginx configuration', () => {
     for (const line of ['proxy_cache_lock on;', 'proxy_cache_use_stale updating', 'proxy_cache_background_update on;', 'keepalive 64;', 'access_log off;', 'sendfile off;', 'worker_processes 2;']) {
       expect(conf).toContain(line);
     }
+  });
+});
+
+describe('Outpost configuration', () => {
+  it('puts a disk tier behind the RAM tier, like the disk cache nginx keeps, in the scratch folder', () => {
+    const conf = outpostConfig({ port: 1, tlsPort: 0, adminPort: 2, originPort: 3, workers: 1, dir: '/tmp/x' }) as { cache: { disk: { enabled: boolean; path: string } } };
+    expect(conf.cache.disk).toMatchObject({ enabled: true, path: '/tmp/x/cache' });
+  });
+});
+
+describe('memory accounting', () => {
+  it('reads the proportional set size of a live process', () => {
+    const pss = pssBytes(process.pid);
+    expect(pss).toBeGreaterThan(0);
+    expect(pss).toBeLessThanOrEqual(process.memoryUsage().rss * 1.1);
+  });
+
+  it('reports PSS next to RSS, for all processes and for the largest worker', () => {
+    const s = memorySummary([
+      { pid: 1, role: 'main', rssMiB: 120, pssMiB: 40 },
+      { pid: 2, role: 'worker', rssMiB: 200, pssMiB: 120 },
+      { pid: 3, role: 'worker', rssMiB: 180, pssMiB: 130 },
+    ]);
+    expect(s).toEqual({ totalMiB: 500, workerMiB: 200, totalPssMiB: 290, workerPssMiB: 120 });
+  });
+});
+
+describe('CPU profile summary', () => {
+  it('sums self and inclusive time by function and leaves idle time out', () => {
+    const frame = (functionName: string, url = '') => ({ functionName, url, lineNumber: 0 });
+    const profile: CpuProfile = {
+      nodes: [
+        { id: 1, callFrame: frame('(root)'), children: [2, 4] },
+        { id: 2, callFrame: frame('run', 'file:///app/src/edge/driver.ts'), children: [3] },
+        { id: 3, callFrame: frame('writev'), children: [] },
+        { id: 4, callFrame: frame('(idle)'), children: [] },
+      ],
+      startTime: 0,
+      endTime: 4000,
+      samples: [2, 3, 3, 4],
+      timeDeltas: [1000, 1000, 1000, 1000],
+    };
+    const s = summariseProfile(profile, '/app/');
+    expect(s.busyMs).toBe(3);
+    expect(s.idleMs).toBe(1);
+    const run = s.functions.find((f) => f.name === 'run');
+    expect(run).toMatchObject({ where: 'src/edge/driver.ts:1', selfMs: 1, totalMs: 3 });
+    expect(s.functions.find((f) => f.name === 'writev')).toMatchObject({ selfMs: 2, totalMs: 2 });
+    expect(s.areas.map((a) => a.area)).toEqual(['native / V8 / libuv (no JS frame)', 'src/edge']);
   });
 });

@@ -314,7 +314,7 @@ its raw data as JSON under \`bench/results/\`.
 
 \`\`\`sh
 npm run bench             # full run: 3 interleaved repetitions, 10 s per throughput run (about 20 minutes)
-npm run bench -- --quick  # 1 repetition, 3 s runs: under 3 minutes
+npm run bench -- --quick  # 1 repetition, 2 s runs: under 3 minutes
 npm run bench -- --dry-run --quick             # print the plan, measure nothing
 npm run bench -- --only hit-1k,herd --servers outpost,nginx
 \`\`\`
@@ -333,12 +333,14 @@ them at the end.
   \`proxy_cache_use_stale updating\` + \`proxy_cache_background_update on\`, upstream keep-alive, no access
   log, \`keepalive_requests\` 1,000,000; Varnish with \`-s malloc,256m\`, built-in VCL, one thread pool per
   worker; Outpost with its RAM tier in front of its disk tier (like nginx's, a cache on disk), the cache lock
-  on, no access log. The same worker count for all three.
+  on, no access log, edge computing on as by default but no CU deployed. The same worker count for all
+  three.
 - **Placement**: with 1 worker the server is pinned to CPU 0 and wrk, the origin and the bench to CPU 1
   (\`taskset\`); with 2 workers nothing is pinned.
 - **Warm-up**: two requests then a short wrk run per measured run, so every worker's cache, JIT and
   connection pools are warm; the bench checks \`X-Cache-Status: HIT\` after it and counts origin requests
-  during the run (a warm cache causes none).
+  during the run (a warm cache causes none). The herd's first measured run follows three unmeasured herds
+  on other cold keys, which warm the miss, lock and fill path the same way.
 - **Noise**: the machine is shared. The servers are interleaved run by run (the first server rotates
   each repetition) and each figure is the median of the repetitions with min–max. During every run the
   CPU used by processes other than the bench's is read from \`/proc/stat\` and \`/proc/<pid>/stat\`; a run
@@ -363,14 +365,100 @@ them at the end.
 - The herd: nginx's lock waiters also poll every 500 ms, so its clients get their answer about 500 ms
   after the first byte is asked for, on a 200 ms origin; Varnish wakes its waiters when the object arrives.
 - The long tail counts each item fetched per freshness period (205 items, max-age 10 s): a 30 s run needs
-  about 205 × 3 origin requests at best, more when each worker fetches for itself.
+  about 205 × 3 origin requests at best, more when each worker fetches for itself. Outpost's freshness
+  periods are a little shorter than Varnish's and nginx's: it computes age exactly as RFC 9111 §4.2.3 does,
+  so the origin's 200 ms response delay and the sub-second part that \`Date\` (whole seconds) leaves out
+  count as age already spent, and an item fetched at t = 0 expires 0.2–1.2 s before 10 s. Varnish and
+  nginx count max-age from the moment the response arrived. When the run ends just after 10 s (or 30 s),
+  the 5 hot items are fetched once more by Outpost only; with a 12 s window the counts are equal (280 vs 281
+  in one run).
 
 ## Latest results
 
 `;
 
+const DOC_TAIL = `## Where the time goes
+
+Profiled on this machine (2 vCPU, Node 24.21) with the worker pinned to CPU 0 and wrk on CPU 1, serving
+cache HITs of 1 KB (\`node bench/profile.ts --prof\`, below). Figures are CPU time per request of the server
+process (user + kernel, from \`/proc/PID/stat\`), the measure least disturbed by the other tenants of the
+machine, at saturation on a quiet machine:
+
+| Server | CPU per 1 KB HIT | user | kernel | req/s on one core |
+| --- | --- | --- | --- | --- |
+| nginx (proxy_cache, sendfile) | ~7.7 µs | ~2.7 µs | ~5 µs | ~128,000 |
+| Varnish | ~12.4 µs | | | ~80,000 |
+| a 20-line \`node:http\` server sending the same 1 KB and headers from memory | ~10.8 µs | ~6 µs | ~4.8 µs | ~93,000 |
+| Outpost before this work (disk tier on) | ~18 µs | | | ~56,000 |
+| Outpost now | ~12.5–13.5 µs | ~9 µs | ~4.5 µs | ~74,000–79,000 |
+
+The kernel's share (one \`read\` and one \`writev\` per request for Outpost, nine system calls for nginx, and
+the loopback TCP path behind them) costs all servers about the same. The difference is user space: nginx
+spends under 3 µs per hit there; a bare \`node:http\` server already spends about 6 µs, so **a Node server that
+does nothing at all reaches about 0.73 × nginx** here, and the 0.70 bar leaves Outpost's own code well
+under a microsecond. In the profile of Outpost's worker, of its busy time:
+
+- ~45 % native: the \`writev\` system call and the loopback delivery it triggers (~35 %), epoll and libuv;
+- ~30 % Node's HTTP/1 stack: llhttp callbacks, \`IncomingMessage\` and \`ServerResponse\`, header validation
+  (\`checkIsHttpToken\`, \`checkInvalidHeaderChar\`) and serialization (\`_storeHeader\`), stream machinery,
+  the keep-alive timer re-armed on every response;
+- ~10–14 % Outpost: the driver and its async phases (~6 %), the cache lookup and response (~4–5 %: LRU
+  get, freshness, headers, Cache-Status), the request context (~2 %), metrics (< 0.5 %);
+- ~3 % garbage collection.
+
+### What the profile showed, and what changed
+
+Each step measured with \`bench/profile.ts\` A/B runs (\`outpost@OTHER_CHECKOUT\`) on 1 KB HITs, one worker:
+
+| Change | Effect |
+| --- | --- |
+| Every hit parsed the stored \`Date\` (and looked for \`Age\`) four times (lookup, freshness, \`Age\`, Cache-Status ttl) with a regex and a \`Date\` object, re-evaluated preconditions by parsing \`Last-Modified\` although the request had none, and rebuilt the client header object from the stored list. Now a view per stored entry (a \`WeakMap\` keyed by its meta) holds the client headers and a meta with Date/Age already applied; each hit copies the headers and adds Age, X-Cache-Status and Cache-Status (rendered once a second per entry); preconditions are evaluated only when the request has one. | date parsing was ~20 % of the worker's CPU; −17 % CPU per request |
+| prom-client hashed its label objects three times per request (requests, bytes, duration: ~0.5 µs). Requests and bytes are now tallied in plain numbers per (status, cache) and handed to the counters when the registry is read; the duration histogram is a small one-label histogram read in prom-client's format. \`/metrics\` is unchanged. | −0.5 µs per request |
+| The driver awaited values that were not promises (hooks, built-in stages, the write of a Buffer body); Host validation ran its regex on every request. It now awaits only promises, writes Buffer bodies synchronously, and keeps a small bounded map of recently seen valid Host values. | a few % |
+| \`optimizeEmptyRequests\` on the HTTP/1 server: a GET without a body gets an already-ended request stream instead of a live one. | +10 % req/s |
+| The lookup now returns the freshness it worked out, so a hit computes it once. | ~1–2 % |
+
+Together: ~56,000 → ~75,000 req/s for 1 KB HITs on one core (+30 %), 18 → ~13 µs of CPU per request.
+
+### What would move the bars still missed
+
+- **HIT vs nginx (1 KB, 16 KB, 2 workers)**: not reachable through \`node:http\`, which alone costs more user
+  time per request than the bar allows (above). What would: serving HTTP/1 hits below \`node:http\` — a
+  native HTTP server binding (uWebSockets.js style), or Outpost's own HTTP/1.1 reader on \`node:net\` for
+  GET/HEAD hits, writing a pre-serialized response head per stored entry (only Age and Cache-Status change
+  per second) and the body in one \`writev\`. That is a second HTTP implementation to keep correct against
+  request smuggling, pipelining and timeouts; it has not been attempted.
+- **HIT vs Varnish (1 KB, 16 KB)**: within 5–10 %. What is left of Outpost's own time is mostly promise
+  turns: with no CU deployed, the edge-computing hooks still run as \`async\` functions in rewrite, access
+  and header_filter, and the built-in stage (\`/health\`, PURGE) is \`async\` too; each costs a promise and a
+  microtask turn per request. Returning synchronously when no CU is selected and making the built-in stage
+  synchronous (the driver already awaits only promises) would remove them; a synchronous RAM-hit path in
+  the cache (no promise from lookup to response) would go further.
+- **Long tail vs Varnish**: see "Reading the figures": the extra origin requests are the 5 hot items fetched
+  once more because RFC 9111 ages end each freshness period earlier than Varnish's; per period, both fetch
+  each item once (Outpost's cache lock collapses the workers' misses node-wide). Meeting it as measured
+  would mean ignoring the response delay and \`Date\` in age, which would change behaviour.
+- **Memory** (no bar, but far from nginx): Outpost's primary and worker are each a Node process, about
+  100 MB PSS each when freshly started (V8 heap, Node and the dependencies' code); the worker's heap
+  then grows under load (to ~300 MB after the runs above). No tuning of the hot path changes that.
+
+## Profiling
+
+\`\`\`sh
+node bench/profile.ts --prof                 # Outpost alone, 1 KB HITs, prints a self/inclusive-time summary
+node bench/profile.ts --servers outpost,nginx,varnish --rounds 5   # interleaved, with CPU µs per request
+node bench/profile.ts --servers outpost,outpost@/path/to/other/checkout  # A/B two versions of Outpost
+node bench/profile.ts --path /static/16k --workers 2 --keep /tmp/prof    # keep the .cpuprofile files
+node bench/profile-summary.ts /tmp/prof/*.cpuprofile --top 40            # summarise a profile again
+\`\`\`
+
+\`OUTPOST_CPU_PROF_DIR=dir outpost start\` makes every worker write a V8 CPU profile (\`--cpu-prof\`) into
+\`dir\` when it exits; open it in Chrome DevTools (Performance tab) or speedscope for a flame graph, or
+summarise it with \`bench/profile-summary.ts\`.
+`;
+
 export function performanceDoc(r: BenchResult): string {
-  return `${DOC_HEAD}${markdownTables(r)}\n`;
+  return `${DOC_HEAD}${markdownTables(r)}\n\n${DOC_TAIL}`;
 }
 
 export function writeResults(r: BenchResult, root: string, docs: boolean): { json: string; doc?: string } {

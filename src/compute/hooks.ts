@@ -211,9 +211,7 @@ export function cuHooks(registry: CuRegistry, opts: CuHooksOptions): EdgeHooks {
   });
 
   /** rewrite and access: request changes, exit, response headers for later. */
-  const requestPhase = async (phase: 'rewrite' | 'access', ctx: RequestContext): Promise<HookResult> => {
-    const list = selected(phase, ctx);
-    if (list.length === 0) return undefined;
+  const requestPhase = async (phase: 'rewrite' | 'access', ctx: RequestContext, list: CuEntry[]): Promise<HookResult> => {
     const st = stateOf(ctx);
     for (const e of list) {
       st.view ??= requestView(ctx);
@@ -239,46 +237,57 @@ export function cuHooks(registry: CuRegistry, opts: CuHooksOptions): EdgeHooks {
     return undefined;
   };
 
+  /** header_filter with CUs to run. */
+  const headerFilter = async (ctx: RequestContext, head: ResponseHead, list: CuEntry[]): Promise<void> => {
+    const s = stateOf(ctx);
+    for (const e of list) {
+      s.view ??= requestView(ctx);
+      const out = await runOne(e, { phase: 'header_filter', request: s.view, response: { status: head.status, headers: flatHeaders(head.headers) }, vars: s.vars, timings: timings(ctx) });
+      if (out === 'skipped') continue;
+      if (out === 'failed') {
+        if (e.cu.failure === 'closed') {
+          s.failClosed = e.cu.id;
+          head.status = 503;
+          head.headers = { 'content-type': 'text/plain; charset=utf-8', 'x-outpost-error': 'CU_FAILED', 'cache-control': 'no-store' };
+          return;
+        }
+        continue;
+      }
+      if (out.vars) s.vars = { ...out.vars };
+      if (out.response?.status !== undefined) head.status = out.response.status;
+      if (out.response?.headers) applyHeaderChanges(head.headers, out.response.headers);
+      if (out.exit) {
+        // exit() here replaces the response head; the body follows in body_filter.
+        head.status = out.exit.status;
+        if (out.exit.headers) applyHeaderChanges(head.headers, out.exit.headers);
+        if (out.exit.body !== undefined) {
+          s.failClosed = undefined;
+          ctx.vars.set(`${STATE}.body`, out.exit.body);
+        }
+        return;
+      }
+    }
+  };
+
   return {
     name: 'computing-units',
-    rewrite: (ctx) => requestPhase('rewrite', ctx),
-    access: (ctx) => requestPhase('access', ctx),
+    // Phases without CUs answer synchronously: the driver then skips a promise turn.
+    rewrite(ctx) {
+      const list = selected('rewrite', ctx);
+      return list.length === 0 ? undefined : requestPhase('rewrite', ctx, list);
+    },
+    access(ctx) {
+      const list = selected('access', ctx);
+      return list.length === 0 ? undefined : requestPhase('access', ctx, list);
+    },
 
-    async header_filter(ctx, head) {
+    header_filter(ctx, head) {
       const st = ctx.vars.get(STATE) as CuState | undefined;
       if (st?.resHeaders) applyHeaderChanges(head.headers, st.resHeaders);
       const list = selected('header_filter', ctx);
       if (list.length === 0) return;
-      const s = stateOf(ctx);
-      for (const e of list) {
-        s.view ??= requestView(ctx);
-        const out = await runOne(e, { phase: 'header_filter', request: s.view, response: { status: head.status, headers: flatHeaders(head.headers) }, vars: s.vars, timings: timings(ctx) });
-        if (out === 'skipped') continue;
-        if (out === 'failed') {
-          if (e.cu.failure === 'closed') {
-            s.failClosed = e.cu.id;
-            head.status = 503;
-            head.headers = { 'content-type': 'text/plain; charset=utf-8', 'x-outpost-error': 'CU_FAILED', 'cache-control': 'no-store' };
-            return;
-          }
-          continue;
-        }
-        if (out.vars) s.vars = { ...out.vars };
-        if (out.response?.status !== undefined) head.status = out.response.status;
-        if (out.response?.headers) applyHeaderChanges(head.headers, out.response.headers);
-        if (out.exit) {
-          // exit() here replaces the response head; the body follows in body_filter.
-          head.status = out.exit.status;
-          if (out.exit.headers) applyHeaderChanges(head.headers, out.exit.headers);
-          if (out.exit.body !== undefined) {
-            s.failClosed = undefined;
-            ctx.vars.set(`${STATE}.body`, out.exit.body);
-          }
-          return;
-        }
-      }
+      return headerFilter(ctx, head, list);
     },
-
     wantsBody(ctx, head) {
       if (ctx.vars.has(`${STATE}.body`)) return true;
       if ((ctx.vars.get(STATE) as CuState | undefined)?.failClosed) return true;
