@@ -539,11 +539,14 @@ describe('demo origin lifecycle', () => {
     const idle = await request(`${origin.url}/idle`);
     await idle.body.dump();
     await waitFor(() => origin.stats().inFlight === 2, 'both held requests');
+    // Attach the expectations first: the held requests fail while close() runs.
+    const hungFails = expect(hung).rejects.toThrow();
+    const delayedFails = expect(delayed).rejects.toThrow();
     const started = Date.now();
     await origin.close();
     expect(Date.now() - started).toBeLessThan(1000);
-    await expect(hung).rejects.toThrow();
-    await expect(delayed).rejects.toThrow();
+    await hungFails;
+    await delayedFails;
     await expect(call(origin.url, '/after')).rejects.toThrow();
   });
 
