@@ -203,6 +203,23 @@ export const ConfigSchema = z.object({
         .prefault({}),
     })
     .prefault({}),
+  /**
+   * The security cascade (docs/security-gates.md, docs/waf.md). Each gate is off unless configured;
+   * its options are those of the gate, plus `enabled`. They run cheapest first: originLock, geo,
+   * referer, waf, jwt (a list, one gate per scope), signedUrls, tokenCookie.
+   */
+  security: z
+    .object({
+      originLock: z.record(z.string(), z.unknown()).optional(),
+      geo: z.record(z.string(), z.unknown()).optional(),
+      referer: z.record(z.string(), z.unknown()).optional(),
+      waf: z.record(z.string(), z.unknown()).optional(),
+      jwt: z.array(z.record(z.string(), z.unknown())).default([]),
+      signedUrls: z.record(z.string(), z.unknown()).optional(),
+      tokenCookie: z.record(z.string(), z.unknown()).optional(),
+    })
+    .strict()
+    .prefault({}),
   log: z
     .object({
       level: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info'),

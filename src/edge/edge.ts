@@ -16,6 +16,7 @@ import { UpstreamPool } from '../upstream/pool.ts';
 import { Driver } from './driver.ts';
 import type { EdgeHooks, RequestContext } from './phases.ts';
 import { isAllowed, parseCidrList } from './cidr.ts';
+import { securityHooks } from '../security/cascade.ts';
 import { closeGracefully, createListeners, listen } from './server.ts';
 import type { TlsMaterial } from './tls.ts';
 
@@ -59,6 +60,7 @@ export function policyFromConfig(c: OutpostConfig['cache']): PolicyOptions {
 
 export async function startEdge(o: EdgeOptions): Promise<Edge> {
   const { config, log } = o;
+  const security = securityHooks(config.security, log);
   const tiers: StorageTier[] = [new RamTier({ maxBytes: config.cache.ram.maxBytes, maxObjectBytes: config.cache.ram.maxObjectBytes })];
   if (config.cache.disk.enabled) {
     tiers.push(await (await import('../cache/storage/disk.ts')).DiskTier.open({ path: config.cache.disk.path, maxBytes: config.cache.disk.maxBytes, maxObjectBytes: config.cache.disk.maxObjectBytes }));
@@ -134,7 +136,8 @@ export async function startEdge(o: EdgeOptions): Promise<Edge> {
   };
 
   const driver = new Driver({
-    hooks: typeof o.hooks === 'function' ? o.hooks(metrics) : (o.hooks ?? []),
+    // The security cascade runs first in access; then hooks given by the caller (CUs, tests).
+    hooks: [...security, ...(typeof o.hooks === 'function' ? o.hooks(metrics) : (o.hooks ?? []))],
     stages: {
       cacheKey: (ctx) => {
         if (stripIgnored) ctx.query = stripIgnored(ctx.query);

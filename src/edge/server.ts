@@ -109,11 +109,19 @@ export function listen(server: Server | Http2SecureServer, port: number, host: s
 export async function closeGracefully(server: Server | Http2SecureServer, graceMs: number): Promise<void> {
   if (!server.listening) return;
   const closed = new Promise<void>((resolve) => server.close(() => resolve()));
-  if ('closeIdleConnections' in server) server.closeIdleConnections();
+  // A keep-alive connection counts as idle only once its last response has fully ended, which may
+  // be just after close() was called; so idle connections are swept until the server has closed.
+  const sweep = () => {
+    if ('closeIdleConnections' in server) server.closeIdleConnections();
+  };
+  sweep();
+  const sweeper = setInterval(sweep, 50);
+  sweeper.unref();
   const timer = setTimeout(() => {
     if ('closeAllConnections' in server) server.closeAllConnections();
   }, graceMs);
   timer.unref();
   await closed;
+  clearInterval(sweeper);
   clearTimeout(timer);
 }

@@ -16,6 +16,7 @@ import { createAdminServer } from '../control/admin.ts';
 import { cuRoutes, type WorkerCuStatus } from '../control/cu-routes.ts';
 import { prefetch } from '../control/prefetch.ts';
 import { loadOrCreateCertificate } from '../edge/tls.ts';
+import { securityHooks } from '../security/cascade.ts';
 import { OutpostError } from '../errors.ts';
 import type { Logger } from '../log/logger.ts';
 import { parseLatency, startDemoOrigin, type DemoOrigin } from '../origin/demo-origin.ts';
@@ -34,6 +35,8 @@ const MAX_CRASHES_IN_WINDOW = 10;
 const PURGE_FANOUT_TIMEOUT_MS = 10_000;
 
 export async function runPrimary(config: OutpostConfig, log: Logger): Promise<RunningNode> {
+  // Builds the security gates once here so that bad options stop the start, before any worker forks.
+  securityHooks(config.security, log);
   const origin: DemoOrigin | undefined = config.demoOrigin.enabled
     ? await startDemoOrigin({ host: config.demoOrigin.host, port: config.demoOrigin.port, latency: parseLatency(config.demoOrigin.latency) })
     : undefined;
