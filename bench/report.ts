@@ -428,12 +428,18 @@ Together: ~56,000 → ~75,000 req/s for 1 KB HITs on one core (+30 %), 18 → ~1
   GET/HEAD hits, writing a pre-serialized response head per stored entry (only Age and Cache-Status change
   per second) and the body in one \`writev\`. That is a second HTTP implementation to keep correct against
   request smuggling, pipelining and timeouts; it has not been attempted.
-- **HIT vs Varnish (1 KB, 16 KB)**: within 5–10 %. What is left of Outpost's own time is mostly promise
-  turns: with no CU deployed, the edge-computing hooks still run as \`async\` functions in rewrite, access
-  and header_filter, and the built-in stage (\`/health\`, PURGE) is \`async\` too; each costs a promise and a
-  microtask turn per request. Returning synchronously when no CU is selected and making the built-in stage
-  synchronous (the driver already awaits only promises) would remove them; a synchronous RAM-hit path in
-  the cache (no promise from lookup to response) would go further.
+- **HIT vs Varnish (1 KB, 16 KB)**: 0.80–0.92 depending on run length. The edge-computing hooks now answer
+  synchronously when a phase has no CU and the built-in stage is synchronous except for PURGE (the driver
+  awaits only promises). What is left of Outpost's own time is mostly the promise chain of the cache stage;
+  a synchronous RAM-hit path (no promise from lookup to response) is the next step.
+- **Computing units (issue 4)**: one trivial access CU takes 1 KB HIT throughput from ~71k to ~33–36k req/s
+  (46–47 %, target ≥ 60 %); each further CU costs ~9 µs (target ≤ 8 µs). A profile with one CU puts ~8 µs
+  of the ~11 µs per request inside isolated-vm's synchronous call into the CU's isolate (entering it and
+  arming its time limit); the same call costs 2.3 µs in an idle micro-benchmark. One call per phase for all
+  of a worker's CUs (one isolate per worker, losing per-CU memory isolation) is the likely way to the bar.
+- **Bench runner edge case**: a phase that has only non-repeated Outpost-only scenarios selected (e.g.
+  \`--only cu\` with several servers) can find no Outpost server running; run such scenarios with a
+  throughput scenario of the same phase, as the full plan does.
 - **Long tail vs Varnish**: see "Reading the figures": the extra origin requests are the 5 hot items fetched
   once more because RFC 9111 ages end each freshness period earlier than Varnish's; per period, both fetch
   each item once (Outpost's cache lock collapses the workers' misses node-wide). Meeting it as measured
