@@ -2,6 +2,7 @@
 // saved through the API or read from a store; docs/cu-api.md and docs/cu-store.md describe it.
 import { z } from 'zod';
 import { HOOK_PHASES, type HookPhase } from '../edge/phases.ts';
+export { compileHostMatcher } from '../edge/host-match.ts';
 
 export type CuPhase = HookPhase;
 export const CU_PHASES: readonly CuPhase[] = HOOK_PHASES;
@@ -95,29 +96,6 @@ export const CuSettingsSchema = z
   .strict();
 export type CuSettings = z.output<typeof CuSettingsSchema>;
 export const DEFAULT_CU_SETTINGS: CuSettings = Object.freeze({ enabled: true, skipHosts: [] }) as CuSettings;
-
-/** Compiles host patterns into one predicate; an empty list matches every host. */
-export function compileHostMatcher(patterns: readonly string[]): (host: string) => boolean {
-  if (patterns.length === 0) return () => true;
-  const exact = new Set<string>();
-  const suffixes: string[] = [];
-  const regexes: RegExp[] = [];
-  for (const p of patterns) {
-    if (p.startsWith('/')) {
-      const m = /^\/(.+)\/([a-z]*)$/.exec(p)!;
-      regexes.push(new RegExp(m[1]!, m[2]));
-    } else if (p.startsWith('*.')) suffixes.push(p.slice(1).toLowerCase());
-    else exact.add(p.toLowerCase());
-  }
-  return (host) => {
-    const h = host.toLowerCase();
-    const bare = h.replace(/:\d+$/, '');
-    if (exact.has(h) || exact.has(bare)) return true;
-    for (const s of suffixes) if (bare.endsWith(s) && bare.length > s.length) return true;
-    for (const r of regexes) if (r.test(h)) return true;
-    return false;
-  };
-}
 
 /** Execution order: priority, then id — deterministic on every worker of every node. */
 export function compareCus(a: Pick<CuSpec, 'priority' | 'id'>, b: Pick<CuSpec, 'priority' | 'id'>): number {

@@ -3,21 +3,9 @@
 // "//private/x" or "/%70rivate/x" cannot walk around a gate scoped to "/private/".
 import type { RequestContext } from '../../edge/phases.ts';
 
-/** Matches host names (lower-case, no port) against exact names and "*.example.com" patterns. */
-export function compileHostMatcher(patterns: readonly string[]): (hostname: string) => boolean {
-  const exact = new Set<string>();
-  const suffixes: string[] = [];
-  for (const p of patterns) {
-    const lower = p.toLowerCase();
-    if (lower.startsWith('*.')) suffixes.push(lower.slice(1));
-    else exact.add(lower);
-  }
-  return (hostname) => {
-    if (exact.has(hostname)) return true;
-    for (const s of suffixes) if (hostname.length > s.length && hostname.endsWith(s)) return true;
-    return false;
-  };
-}
+import { compileHostMatcher } from '../../edge/host-match.ts';
+
+export { compileHostMatcher };
 
 /** ctx.host without its port ("example.com:8080" → "example.com", "[::1]:80" → "[::1]"). */
 export function hostnameOf(host: string): string {
