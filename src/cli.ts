@@ -4,22 +4,36 @@ import { parseArgs } from 'node:util';
 import { loadConfig, ENV_VARIABLES } from './config/load.ts';
 import { AdminClient } from './control/client.ts';
 import { cuCommand } from './control/cu-cli.ts';
+import { lbCommand } from './lb/cli.ts';
+import { listCommand } from './lists/list-cli.ts';
+import { nodesCommand } from './fleet/nodes-cli.ts';
+import { rulesCli } from './rules/rules-cli.ts';
 import { signCommand } from './security/sign-cli.ts';
 import { OutpostError } from './errors.ts';
 import { createLogger } from './log/logger.ts';
 import { runPrimary } from './node/primary.ts';
 import { runOriginCli } from './origin/main.ts';
+import { upCommand } from './up/up-cli.ts';
 
 const HELP = `outpost — a programmable CDN
 
 Usage:
   outpost start [--config FILE] [--workers N] [--port N]   run a node: edge workers, admin API, demo origin
+  outpost up [--redis URL] [--policy bounded|chash|rr|leastconn] [--latency-scale F] [--origin-latency seed|off]
+                                                           a whole CDN here: origin, shield, 3 PoPs, load balancer, control plane
   outpost origin [--port 9000] [--latency off|seed|SPEC]   run only the demo origin
+  outpost bench experiments [--quick] [--only NAME] [--duration 20s]
+                                                           seed 004's experiments on the mini-CDN (docs/experiments.md)
   outpost purge URL... [--prefix] [--tag] [--all] [--soft] [--file LIST]
                                                            purge by URL (default), URL prefix, tag, or everything
   outpost prefetch URL... [--file LIST]                    load URLs into the cache
   outpost config [--config FILE]                           validate the configuration and print it resolved
   outpost cu add|list|get|rm|enable|disable|test|status    computing units (outpost cu help)
+  outpost lb --edge NAME=URL... [--listen HOST:PORT] [--policy bounded|chash|rr|leastconn]
+                                                           run a load balancer in front of edge nodes (outpost lb --help)
+  outpost rules get|set FILE|validate FILE|explain URL    the rules engine (outpost rules help)
+  outpost nodes [--json]                                   the nodes of the fleet: role, state, version, hit ratio
+  outpost list ls|show|add|remove|load|rm|check           IP lists for security.ipLists (outpost list help)
   outpost sign URL --ttl 1h [--key-id ID] [--secret S]     print a signed URL (secret also from OUTPOST_SIGNING_SECRET)
   outpost help
 
@@ -76,6 +90,11 @@ async function main(argv: string[]): Promise<number> {
       process.on('SIGTERM', () => stop('SIGTERM'));
       return new Promise<number>(() => undefined);
     }
+    case 'up':
+      return upCommand(rest);
+    case 'bench':
+      // Loaded on demand: the experiments live under bench/ and are not part of a node's start-up.
+      return (await import('../bench/experiments/cli.ts')).benchCommand(rest);
     case 'origin':
       await runOriginCli(rest);
       return new Promise<number>(() => undefined);
@@ -137,6 +156,15 @@ async function main(argv: string[]): Promise<number> {
     }
     case 'cu':
       return cuCommand(rest, adminClient);
+    case 'lb':
+      return lbCommand(rest);
+    case 'nodes':
+      return nodesCommand(rest, adminClient);
+    case 'rules':
+      return rulesCli(rest, adminClient);
+    case 'list':
+    case 'lists':
+      return listCommand(rest, adminClient);
     case 'sign':
       return signCommand(rest);
     case 'config': {

@@ -26,12 +26,14 @@ export const ERROR_CODES = {
   FORBIDDEN: { source: 'client', status: 403, summary: 'The client may not do this.' },
   UNAUTHORIZED: { source: 'client', status: 401, summary: 'The admin API key is missing or wrong.' },
   NOT_FOUND: { source: 'client', status: 404, summary: 'No such resource.' },
+  RATE_LIMITED: { source: 'client', status: 429, summary: 'A rate limit (security.rateLimit) refused the request; Retry-After says when to try again.' },
   // upstream
   UPSTREAM_CONNECT: { source: 'upstream', status: 502, summary: 'No origin peer accepted a connection.' },
   UPSTREAM_TIMEOUT: { source: 'upstream', status: 504, summary: 'The origin did not answer within upstream.pools.<name>.readTimeout.' },
   UPSTREAM_PROTOCOL: { source: 'upstream', status: 502, summary: 'The origin sent an invalid response.' },
   UPSTREAM_ABORTED: { source: 'upstream', status: 502, summary: 'The origin closed the connection mid-response.' },
   NO_UPSTREAM: { source: 'upstream', status: 502, summary: 'No origin pool is configured for this request.' },
+  NO_MEMBER: { source: 'upstream', status: 503, summary: 'The load balancer has no edge to send the request to (none configured, or all removed).' },
   // internal
   INTERNAL: { source: 'internal', status: 500, summary: 'An unexpected internal error.' },
   STORAGE: { source: 'internal', status: 500, summary: 'A cache storage tier failed.' },
@@ -41,6 +43,8 @@ export const ERROR_CODES = {
   CU_INVALID: { source: 'client', status: 400, summary: 'A computing unit was refused: invalid fields or code that does not compile (line and column given).' },
   CU_NOT_FOUND: { source: 'client', status: 404, summary: 'No computing unit with that id.' },
   STORE_UNAVAILABLE: { source: 'internal', status: 503, summary: 'The CU store (Redis, Redis Cluster or embedded) cannot be reached.' },
+  // rules
+  RULES_INVALID: { source: 'client', status: 400, summary: 'A rule set was refused: the message names each mistake by its path (rules[3].when.header.name: …).' },
   // config
   CONFIG_INVALID: { source: 'config', status: 500, summary: 'A setting is invalid; the message names it.' },
   CONFIG_UNREADABLE: { source: 'config', status: 500, summary: 'The configuration file cannot be read or parsed.' },

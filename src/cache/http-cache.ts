@@ -1,6 +1,6 @@
 // The cache stage of the pipeline: lookup across tiers, freshness, collapsing, fill, revalidation
 // and stale serving. RFC rules come from policy.ts and friends; storage from the tiers.
-import { PassThrough, type Readable } from 'node:stream';
+import { PassThrough, Readable } from 'node:stream';
 import type { Logger } from 'pino';
 import { toOutpostError } from '../errors.ts';
 import type { RequestContext } from '../edge/phases.ts';
@@ -9,6 +9,29 @@ import { mapUpstreamError, type UpstreamPool, type UpstreamResponse } from '../u
 import { upstreamHeaders, type ForwardingOptions } from '../upstream/headers.ts';
 import { evaluateConditional, notModifiedHeaders } from './conditional.ts';
 import { fillFromOrigin, sliceStream } from './fill.ts';
+import {
+  CompressingWrite,
+  PLAN_NONE,
+  addVaryAcceptEncoding,
+  canDecode,
+  compressedKey,
+  compressionPlan,
+  decodeHeaders,
+  encodeHeaders,
+  mayDecode,
+  planInputFromList,
+  planInputFromMap,
+  requestForbidsTransform,
+  variantHeaders,
+  variantMeta,
+  variesByEncoding,
+  wantsCompression,
+  withVaryAcceptEncoding,
+  type CompressionOptions,
+  type CompressionPlan,
+} from './compress.ts';
+import type { ContentCoding } from './compress-negotiate.ts';
+import { Compression } from './compress-variants.ts';
 import { PurgeLog } from './purge-log.ts';
 import type { Collapser, LockGrant } from './lock.ts';
 import { formatCacheStatus, type CacheOutcome } from './outcome.ts';
@@ -18,6 +41,7 @@ import {
   connectionListed,
   currentAgeMs,
   freshness,
+  HEURISTICALLY_CACHEABLE,
   freshnessState,
   headerListToMap,
   headerMapToList,
@@ -34,7 +58,7 @@ import {
 } from './policy.ts';
 import { contentRange, parseRange, unsatisfiedRange } from './range.ts';
 import { normalizeAcceptEncoding, parseVary, variantSuffix } from './vary.ts';
-import { VARIANT_SEPARATOR, type HeaderList, type PurgeSpec, type StorageTier, type StoredEntry, type StoredMeta } from './storage/tier.ts';
+import { VARIANT_SEPARATOR, type HeaderList, type PurgeSpec, type StorageTier, type StoredEntry, type StoredMeta, type WriteHandle } from './storage/tier.ts';
 
 export interface Outgoing {
   status: number;
@@ -59,6 +83,8 @@ export interface HttpCacheDeps {
   readonly keyOf: (parts: { scheme: string; host: string; path: string; query: string }) => string;
   /** Removes URL keys node-wide (every worker's RAM tier and the disk tier). */
   readonly invalidate: (keys: readonly string[]) => Promise<void>;
+  /** Edge compression (compress.ts); absent: bodies pass as the origin sent them. */
+  readonly compression?: CompressionOptions;
 }
 
 const CACHEABLE_METHODS = new Set(['GET', 'HEAD']);
@@ -94,6 +120,16 @@ function passHeaders(headers: HeaderMap): Record<string, string | string[]> {
   return out;
 }
 
+/**
+ * The Cache-Status entries of caches nearer the origin, as a prefix for ours: RFC 9211 lists caches
+ * from the origin's side first, each adding its entry at the end.
+ */
+function chainedStatus(h: Record<string, string | string[]>): string {
+  const v = h['cache-status'];
+  if (v === undefined || v === '') return '';
+  return `${typeof v === 'string' ? v : v.join(', ')}, `;
+}
+
 /** Request fields that make evaluateConditional look at the stored validators. */
 function hasPreconditions(req: HeaderMap): boolean {
   return req['if-match'] !== undefined || req['if-none-match'] !== undefined || req['if-modified-since'] !== undefined || req['if-unmodified-since'] !== undefined;
@@ -115,6 +151,12 @@ interface HitView {
   readonly timing: StoredMeta;
   /** Client headers before the per-request ones (age, x-cache-status, cache-status, content-length). */
   readonly headers: Readonly<Record<string, string | string[]>>;
+  /** The stored headers as clients see them (with Vary: Accept-Encoding when the body may be coded). */
+  readonly list: HeaderList;
+  /** What compression may do with this entry's body. */
+  readonly plan: CompressionPlan;
+  /** Storage keys of this entry's compressed variants, made on first use. */
+  readonly vkeys: Partial<Record<ContentCoding, string>>;
   /** Whether some header repeats (an array value, which each response must copy). */
   readonly arrays: boolean;
   readonly size: string;
@@ -125,9 +167,23 @@ interface HitView {
 
 const NO_HEADERS: HeaderList = [];
 
+/** A freshness with its lifetime replaced by a rule's TTL (ctx.cacheOverride.ttlMs), when there is one. */
+function withTtl<F extends { ttlMs: number }>(f: F, ttlMs: number | undefined): F {
+  return ttlMs === undefined ? f : { ...f, ttlMs };
+}
+
 function timingMeta(meta: StoredMeta): StoredMeta {
   const initialAgeMs = currentAgeMs(meta, meta.responseTime);
   return { ...meta, headers: NO_HEADERS, requestTime: meta.responseTime - initialAgeMs };
+}
+
+/**
+ * A variant with the soft purge its object carries: a purge noted in the purge log marks only the
+ * copy of the object the lookup returned, and the variant must not look fresher than that.
+ */
+function sameInvalidation(variant: StoredEntry, object: StoredMeta): StoredEntry {
+  if (object.invalidatedAt === undefined || variant.meta.invalidatedAt !== undefined) return variant;
+  return { meta: { ...variant.meta, invalidatedAt: object.invalidatedAt }, body: variant.body };
 }
 
 /** A response's own copy of a view's headers: header_filter hooks may change it. */
@@ -148,18 +204,25 @@ export class HttpCache {
   private readonly purges = new PurgeLog();
   /** Per HttpCache: a view holds this cache's name in its Cache-Status. */
   private readonly views = new WeakMap<StoredMeta, HitView>();
+  private readonly compression: Compression | undefined;
 
   constructor(deps: HttpCacheDeps) {
     this.deps = deps;
+    this.compression = deps.compression
+      ? new Compression({ options: deps.compression, tiers: deps.tiers, ...(deps.collapser ? { collapser: deps.collapser } : {}), metrics: deps.metrics, log: deps.log })
+      : undefined;
   }
 
   private view(meta: StoredMeta): HitView {
     let v = this.views.get(meta);
     if (v === undefined) {
-      const headers = toClientHeaders(meta.headers);
+      const c = this.compression;
+      const plan = c && !meta.varyMarker ? compressionPlan(c.options, planInputFromList(meta.status, meta.headers, meta.size)) : PLAN_NONE;
+      const list = c && variesByEncoding(c.options, plan) ? withVaryAcceptEncoding(meta.headers) : meta.headers;
+      const headers = toClientHeaders(list);
       let arrays = false;
       for (const k in headers) if (typeof headers[k] !== 'string') arrays = true;
-      v = { timing: timingMeta(meta), headers, arrays, size: String(meta.size), hitTtlS: Number.NaN, hitStatus: '' };
+      v = { timing: timingMeta(meta), headers, list, plan, vkeys: {}, arrays, size: String(meta.size), hitTtlS: Number.NaN, hitStatus: '' };
       this.views.set(meta, v);
     }
     return v;
@@ -190,17 +253,22 @@ export class HttpCache {
       return this.pass(ctx, body);
     }
     const key = ctx.cacheKey!;
-    const found = opts.refresh ? undefined : this.find(key, ctx.headers);
+    // A rule's override (ctx.cacheOverride): bypass skips the lookup as a refresh does, and may
+    // store; noStore may serve what is stored but never stores, so it takes no part in collapsing.
+    const ov = ctx.cacheOverride;
+    const refresh = (opts.refresh ?? false) || ov?.bypass === true;
+    const found = refresh ? undefined : this.find(key, ctx.headers);
     if (found) {
       const { entry, state } = found;
-      if (state === 'fresh') return this.serveStored(ctx, entry, 'HIT');
-      if (state === 'stale-while-revalidate') {
+      if (state === 'fresh') return this.serveEntry(ctx, entry, 'HIT');
+      if (state === 'stale-while-revalidate' && !ov?.noStore) {
         this.revalidateInBackground(ctx, key, entry);
         this.deps.metrics.staleServed.inc({ reason: 'updating' });
-        return this.serveStored(ctx, entry, 'UPDATING');
+        return this.serveEntry(ctx, entry, 'UPDATING');
       }
     }
-    return this.fill(ctx, key, found?.entry, opts.refresh ?? false);
+    if (ov?.noStore) return this.fetch(ctx, key, undefined, undefined);
+    return this.fill(ctx, key, found?.entry, refresh);
   }
 
   /** Finds the entry for a key in the fastest tier holding a usable copy, following Vary. */
@@ -289,7 +357,7 @@ export class HttpCache {
           const e = this.lookup(key, ctx.headers);
           if (e && this.stateOf(e.meta, Date.now()) === 'fresh') {
             this.deps.metrics.collapsed.inc({ result: 'hit' });
-            return this.serveStored(ctx, e, 'HIT');
+            return this.serveEntry(ctx, e, 'HIT');
           }
         }
         this.deps.metrics.collapsed.inc({ result: grant.outcome === 'stored' ? 'miss' : grant.outcome });
@@ -298,7 +366,7 @@ export class HttpCache {
           const local = await this.deps.collapser.acquireLocal(key);
           if (local.role === 'writer') return this.fetch(ctx, key, stale, local);
           const e = this.lookup(key, ctx.headers);
-          if (local.outcome === 'stored' && e && this.stateOf(e.meta, Date.now()) === 'fresh') return this.serveStored(ctx, e, 'HIT');
+          if (local.outcome === 'stored' && e && this.stateOf(e.meta, Date.now()) === 'fresh') return this.serveEntry(ctx, e, 'HIT');
         }
         // The fill failed, timed out or was uncacheable: go to the origin ourselves, without the lock.
         return this.fetch(ctx, key, stale, undefined);
@@ -308,7 +376,7 @@ export class HttpCache {
       const e = refresh ? undefined : this.lookup(key, ctx.headers);
       if (e && this.stateOf(e.meta, Date.now()) === 'fresh' && e.meta.responseTime > (stale?.meta.responseTime ?? 0)) {
         grant.release('stored');
-        return this.serveStored(ctx, e, 'HIT');
+        return this.serveEntry(ctx, e, 'HIT');
       }
     }
     return this.fetch(ctx, key, stale, grant?.role === 'writer' ? grant : undefined);
@@ -360,15 +428,25 @@ export class HttpCache {
     if (res.status === 304 && stale) {
       res.body.resume();
       const merged = mergeNotModified(stale.meta.headers, res.headers);
-      const f = freshness({ status: stale.meta.status, headers: headerListToMap(merged) }, requestTime, responseTime, this.deps.policy);
+      const f = withTtl(freshness({ status: stale.meta.status, headers: headerListToMap(merged) }, requestTime, responseTime, this.deps.policy), ctx.cacheOverride?.ttlMs);
       const { invalidatedAt: _dropped, ...rest } = stale.meta;
       const meta: StoredMeta = { ...rest, headers: merged, requestTime, responseTime, ttlMs: f.ttlMs, swrMs: f.swrMs, sieMs: f.sieMs, tags: parseTags(headerListToMap(merged)) };
       await Promise.all(this.deps.tiers.map((t) => t.updateMeta(meta.key, meta).catch(() => false)));
+      await this.compression?.refreshVariants(stale.meta, meta);
       grant?.release('stored');
-      return this.serveStored(ctx, { meta, body: stale.body }, 'REVALIDATED');
+      return this.serveEntry(ctx, { meta, body: stale.body }, 'REVALIDATED');
     }
 
-    const verdict = storability({ method: 'GET', headers: ctx.headers }, { status: res.status, headers: res.headers }, this.deps.policy);
+    if (ctx.cacheOverride?.noStore) {
+      ctx.cacheOutcome = 'BYPASS';
+      ctx.cacheDetail = 'rule-no-store';
+      return this.respondFromOrigin(ctx, res, passHeaders(res.headers));
+    }
+    const ttlOverride = ctx.cacheOverride?.ttlMs;
+    let verdict = storability({ method: 'GET', headers: ctx.headers }, { status: res.status, headers: res.headers }, this.deps.policy);
+    // A rule's TTL gives a lifetime to what the origin left without one; it never overrides
+    // no-store, private, Authorization or Set-Cookie.
+    if (ttlOverride !== undefined && !verdict.storable && (verdict.reason === 'no-freshness' || (verdict.reason === 'status' && HEURISTICALLY_CACHEABLE.has(res.status)))) verdict = { storable: true };
     const vary = parseVary(res.headers);
     if (!verdict.storable || vary === '*') {
       grant?.release('uncacheable');
@@ -384,7 +462,7 @@ export class HttpCache {
     }
 
     const storageKey = vary.length ? key + VARIANT_SEPARATOR + variantSuffix(vary, ctx.headers) : key;
-    const f = freshness({ status: res.status, headers: res.headers }, requestTime, responseTime, this.deps.policy);
+    const f = withTtl(freshness({ status: res.status, headers: res.headers }, requestTime, responseTime, this.deps.policy), ttlOverride);
     const lengthHeader = res.headers['content-length'];
     const sizeHint = typeof lengthHeader === 'string' ? Number(lengthHeader) : undefined;
     const writers = this.deps.tiers.map((t) => t.openWrite(storageKey, sizeHint)).filter((w) => w !== undefined);
@@ -415,8 +493,16 @@ export class HttpCache {
       await fillDone(r);
       return { status: res.status, headers: {}, body: null };
     }
-    const clientHeaders = toClientHeaders(stored);
+    const c = this.compression;
+    const plan = c ? compressionPlan(c.options, planInputFromList(res.status, stored, sizeHint)) : PLAN_NONE;
+    const coding = c && sizeHint !== undefined ? this.fillCoding(ctx, plan) : 'identity';
+    if (coding !== 'identity') {
+      const variant = this.deps.tiers.map((t) => t.openWrite(compressedKey(storageKey, coding))).filter((w) => w !== undefined);
+      if (variant.length) return this.fillCompressed(ctx, res, coding, { identity: writers, variant }, stored, makeMeta, meta0, outcome, fillDone);
+    }
+    const clientHeaders = toClientHeaders(c && variesByEncoding(c.options, plan) ? withVaryAcceptEncoding(stored) : stored);
     this.decorate(ctx, clientHeaders, meta0, outcome, true);
+    const decodeFrom = plan.kind === 'encoded' ? this.decodeCoding(ctx, plan) : undefined;
     const cond = evaluateConditional(ctx.method, ctx.headers, { status: res.status, headers: stored });
     let client: PassThrough | null = null;
     let out: Outgoing;
@@ -424,11 +510,15 @@ export class HttpCache {
       const status = cond === 'not-modified' ? 304 : cond === 'precondition-failed' ? 412 : res.status;
       const h = status === 304 ? this.notModified(ctx, meta0, outcome) : clientHeaders;
       if (ctx.method === 'HEAD' && sizeHint !== undefined && status === res.status) h['content-length'] = String(sizeHint);
+      if (decodeFrom !== undefined && status === res.status) decodeHeaders(h);
       out = { status, headers: h, body: null };
     } else {
       client = new PassThrough();
       out = { status: res.status, headers: clientHeaders, body: client };
-      if (sizeHint !== undefined) {
+      if (decodeFrom !== undefined) {
+        decodeHeaders(out.headers);
+        out.body = this.compression!.decodeStream(client, decodeFrom) ?? client;
+      } else if (sizeHint !== undefined) {
         const range = res.status === 200 ? parseRange(ctx.method, ctx.headers, sizeHint, stored) : ({ kind: 'full' } as const);
         if (range.kind === 'partial') {
           const slice = sliceStream(range.start, range.end);
@@ -444,6 +534,59 @@ export class HttpCache {
       }
     }
     void fillFromOrigin(res.body, writers, client, makeMeta).then(fillDone);
+    return out;
+  }
+
+  /**
+   * The coding a fill compresses into while it streams from the origin, for the client that
+   * caused it: only with a known size (the plan needs it) and without Range (a range of a body
+   * still being compressed has no known length; the variant is made on a later request).
+   */
+  private fillCoding(ctx: RequestContext, plan: CompressionPlan): ContentCoding | 'identity' {
+    const c = this.compression!;
+    if (!wantsCompression(c.options, plan, ctx.compress) || ctx.headers.range !== undefined || requestForbidsTransform(ctx.headers['cache-control'])) return 'identity';
+    return c.negotiate(ctx.headers['accept-encoding']);
+  }
+
+  /** The coding to decode a pre-compressed body from for this client, if it must be and can be. */
+  private decodeCoding(ctx: RequestContext, plan: Extract<CompressionPlan, { kind: 'encoded' }>): string | undefined {
+    const c = this.compression!;
+    if (plan.codings.length !== 1 || !canDecode(plan.codings[0]!) || !mayDecode(c.options, ctx.compress)) return undefined;
+    if (requestForbidsTransform(ctx.headers['cache-control']) || c.accepts(ctx.headers['accept-encoding'], plan.codings)) return undefined;
+    return plan.codings[0];
+  }
+
+  /**
+   * A fill that also compresses the object into its `coding` variant as it streams in, and sends
+   * the client the compressed bytes: one compression serves this client and every later one.
+   */
+  private fillCompressed(
+    ctx: RequestContext,
+    res: UpstreamResponse,
+    coding: ContentCoding,
+    writers: { identity: WriteHandle[]; variant: WriteHandle[] },
+    stored: HeaderList,
+    makeMeta: (size: number) => StoredMeta,
+    meta0: StoredMeta,
+    outcome: CacheOutcome,
+    fillDone: (r: { stored: boolean; error?: Error }) => Promise<void>,
+  ): Outgoing {
+    const c = this.compression!;
+    const list = variantHeaders(stored, coding);
+    const h = toClientHeaders(list);
+    this.decorate(ctx, h, meta0, outcome, true);
+    const cond = evaluateConditional(ctx.method, ctx.headers, { status: res.status, headers: list });
+    let client: PassThrough | null = null;
+    let out: Outgoing;
+    if (cond === 'not-modified') out = { status: 304, headers: this.notModified(ctx, variantMeta(meta0, coding, 0), outcome), body: null };
+    else if (cond === 'precondition-failed') out = { status: 412, headers: h, body: null };
+    else if (ctx.method === 'HEAD') out = { status: res.status, headers: h, body: null };
+    else {
+      client = new PassThrough();
+      out = { status: res.status, headers: h, body: client };
+    }
+    const w = new CompressingWrite({ coding, options: c.options, ...writers, client, onCompressed: (i, o) => c.counted(coding, i, o) });
+    void fillFromOrigin(res.body, [w], null, makeMeta).then(fillDone);
     return out;
   }
 
@@ -465,10 +608,10 @@ export class HttpCache {
       .finally(() => this.revalidating.delete(key));
   }
 
-  private serveStale(ctx: RequestContext, entry: StoredEntry, detail: string): Outgoing {
+  private serveStale(ctx: RequestContext, entry: StoredEntry, detail: string): Outgoing | Promise<Outgoing> {
     this.deps.metrics.staleServed.inc({ reason: 'error' });
     ctx.cacheDetail = detail;
-    return this.serveStored(ctx, entry, 'STALE');
+    return this.serveEntry(ctx, entry, 'STALE');
   }
 
   /**
@@ -479,19 +622,22 @@ export class HttpCache {
     const now = Date.now();
     if (!fromOrigin) h.age = String(Math.floor(currentAgeMs(timing, now) / 1000));
     ctx.cacheOutcome = outcome;
+    // Behind another cache (an origin shield), its statuses came with the response.
+    const upstreamStatus = chainedStatus(h);
+    if (fromOrigin) this.countUpstreamTier(h);
     h['x-cache-status'] = outcome;
     const ttlMs = remainingTtlMs(timing, now);
     if (view !== undefined && outcome === 'HIT' && !ctx.collapsed && ctx.cacheDetail === undefined && ctx.upstreamStatus === undefined && Number.isFinite(ttlMs)) {
       // A plain HIT's Cache-Status changes only with its ttl second: rendered once per second per entry.
       const ttlS = Math.floor(ttlMs / 1000);
       if (view.hitTtlS !== ttlS) {
-        view.hitStatus = formatCacheStatus(this.deps.name, { outcome, ttlMs });
+        view.hitStatus = upstreamStatus + formatCacheStatus(this.deps.name, { outcome, ttlMs });
         view.hitTtlS = ttlS;
       }
       h['cache-status'] = view.hitStatus;
       return;
     }
-    h['cache-status'] = formatCacheStatus(this.deps.name, {
+    h['cache-status'] = upstreamStatus + formatCacheStatus(this.deps.name, {
       outcome,
       ttlMs,
       ...(fromOrigin ? { stored: true, fwdStatus: ctx.upstreamStatus ?? timing.status } : ctx.upstreamStatus !== undefined ? { fwdStatus: ctx.upstreamStatus } : {}),
@@ -501,13 +647,56 @@ export class HttpCache {
   }
 
   private notModified(ctx: RequestContext, meta: StoredMeta, outcome: CacheOutcome): Record<string, string | string[]> {
-    const h = toClientHeaders(notModifiedHeaders(meta.headers));
+    const h = toClientHeaders(notModifiedHeaders(this.view(meta).list));
     this.decorate(ctx, h, this.view(meta).timing, outcome, false);
     return h;
   }
 
-  /** Builds the response for a stored entry: 200, 206, 304, 412 or 416, HEAD without body. */
-  serveStored(ctx: RequestContext, entry: StoredEntry, outcome: CacheOutcome): Outgoing {
+  /**
+   * serveStored in the coding this client gets (docs/compression.md): the stored entry as it is,
+   * its compressed variant (made now if it does not exist yet), or a pre-compressed entry decoded.
+   * Synchronous unless a variant has to be made.
+   */
+  private serveEntry(ctx: RequestContext, entry: StoredEntry, outcome: CacheOutcome): Outgoing | Promise<Outgoing> {
+    const c = this.compression;
+    if (c === undefined) return this.serveStored(ctx, entry, outcome);
+    const view = this.view(entry.meta);
+    const plan = view.plan;
+    if (plan.kind === 'none') return this.serveStored(ctx, entry, outcome);
+    if (plan.kind === 'encoded') {
+      const from = this.decodeCoding(ctx, plan);
+      return from === undefined ? this.serveStored(ctx, entry, outcome) : this.serveDecoded(ctx, entry, from, outcome);
+    }
+    if (!wantsCompression(c.options, plan, ctx.compress) || requestForbidsTransform(ctx.headers['cache-control'])) return this.serveStored(ctx, entry, outcome);
+    const coding = c.negotiate(ctx.headers['accept-encoding']);
+    if (coding === 'identity') return this.serveStored(ctx, entry, outcome);
+    const vkey = (view.vkeys[coding] ??= compressedKey(entry.meta.key, coding));
+    const found = c.find(vkey, entry.meta.requestTime);
+    if (found) {
+      if (found.tier > 0) this.promote(vkey, found.entry, found.tier);
+      return this.serveStored(ctx, sameInvalidation(found.entry, entry.meta), outcome);
+    }
+    if (c.failedBefore(vkey, entry.meta.requestTime)) return this.serveStored(ctx, entry, outcome);
+    return this.serveNewVariant(ctx, entry, coding, outcome);
+  }
+
+  private async serveNewVariant(ctx: RequestContext, entry: StoredEntry, coding: ContentCoding, outcome: CacheOutcome): Promise<Outgoing> {
+    const v = await this.compression!.variant(entry, coding);
+    return this.serveStored(ctx, v ? sameInvalidation(v, entry.meta) : entry, outcome);
+  }
+
+  /** A pre-compressed entry, decoded for a client that does not take its coding: whole, streamed. */
+  private serveDecoded(ctx: RequestContext, entry: StoredEntry, coding: string, outcome: CacheOutcome): Outgoing {
+    const out = this.serveStored(ctx, entry, outcome, true);
+    if (out.status === 304 || out.status === 412) return out;
+    decodeHeaders(out.headers);
+    if (out.body === null) return out;
+    const source = Buffer.isBuffer(out.body) ? Readable.from([out.body]) : out.body;
+    return { ...out, body: this.compression!.decodeStream(source, coding) ?? source };
+  }
+
+  /** Builds the response for a stored entry: 200, 206, 304, 412 or 416, HEAD without body. `whole` ignores Range. */
+  serveStored(ctx: RequestContext, entry: StoredEntry, outcome: CacheOutcome, whole = false): Outgoing {
     const { meta, body } = entry;
     // Without precondition fields evaluateConditional answers 'full' whatever is stored.
     const cond = hasPreconditions(ctx.headers) ? evaluateConditional(ctx.method, ctx.headers, meta) : 'full';
@@ -518,7 +707,7 @@ export class HttpCache {
     const bare = () => ({ 'x-cache-status': h['x-cache-status']!, 'cache-status': h['cache-status']! });
     if (cond === 'precondition-failed') return { status: 412, headers: bare(), body: null };
     // Ranges apply to complete 200 representations only; a cached 404 is never cut into a 206.
-    const range = meta.status === 200 ? parseRange(ctx.method, ctx.headers, meta.size, meta.headers) : ({ kind: 'full' } as const);
+    const range = meta.status === 200 && !whole ? parseRange(ctx.method, ctx.headers, meta.size, meta.headers) : ({ kind: 'full' } as const);
     if (range.kind === 'unsatisfiable') {
       return { status: 416, headers: { ...bare(), 'content-range': unsatisfiedRange(meta.size) }, body: null };
     }
@@ -534,18 +723,50 @@ export class HttpCache {
     return { status: meta.status, headers: h, body: body.buffer ?? body.stream() };
   }
 
+  /** Counts which tier behind this one answered a request this cache forwarded (docs/fleet.md). */
+  private countUpstreamTier(h: Record<string, string | string[]>): void {
+    const x = h['x-cache-status'];
+    this.deps.metrics.upstreamCache.inc({ status: typeof x === 'string' && x ? x : 'none' });
+  }
+
   private respondFromOrigin(ctx: RequestContext, res: UpstreamResponse, headers: Record<string, string | string[]>): Outgoing {
+    const upstreamStatus = chainedStatus(headers);
+    this.countUpstreamTier(headers);
     headers['x-cache-status'] = ctx.cacheOutcome ?? 'BYPASS';
-    headers['cache-status'] = formatCacheStatus(this.deps.name, {
+    headers['cache-status'] = upstreamStatus + formatCacheStatus(this.deps.name, {
       outcome: ctx.cacheOutcome ?? 'BYPASS',
       fwdStatus: res.status,
       ...(ctx.cacheDetail ? { detail: ctx.cacheDetail } : {}),
     });
+    const body = this.compression ? this.codeUncached(this.compression, ctx, res, headers) : res.body;
     if (ctx.method === 'HEAD') {
       res.body.resume();
       return { status: res.status, headers, body: null };
     }
-    return { status: res.status, headers, body: res.body };
+    return { status: res.status, headers, body };
+  }
+
+  /**
+   * A response that is not stored, in the coding this client gets: compressed on the fly
+   * (compression.uncached), decoded, or as it came. Changes `headers` to match; for HEAD only
+   * the headers matter.
+   */
+  private codeUncached(c: Compression, ctx: RequestContext, res: UpstreamResponse, headers: Record<string, string | string[]>): Readable {
+    const plan = compressionPlan(c.options, planInputFromMap(res.status, res.headers));
+    if (plan.kind === 'none') return res.body;
+    if (plan.kind === 'encoded') {
+      const from = this.decodeCoding(ctx, plan);
+      if (from === undefined) return res.body;
+      decodeHeaders(headers);
+      return ctx.method === 'HEAD' ? res.body : (c.decodeStream(res.body, from) ?? res.body);
+    }
+    if (!c.options.uncached) return res.body;
+    if (variesByEncoding(c.options, plan)) addVaryAcceptEncoding(headers);
+    if (!wantsCompression(c.options, plan, ctx.compress) || requestForbidsTransform(ctx.headers['cache-control'])) return res.body;
+    const coding = c.negotiate(ctx.headers['accept-encoding']);
+    if (coding === 'identity') return res.body;
+    encodeHeaders(headers, coding);
+    return ctx.method === 'HEAD' ? res.body : c.encodeStream(res.body, coding);
   }
 
   /** Requests the cache does not handle: straight to the origin, then invalidation for unsafe methods. */

@@ -1,6 +1,7 @@
 // The primary cache key of a request URL. Compiled once from the options; the returned function
 // runs on every request.
 import { OutpostError } from '../errors.ts';
+import { VARIANT_SEPARATOR } from './storage/tier.ts';
 
 export interface CacheKeyOptions {
   /** Include the (lower-cased, default-port-free) host; turn off when every host serves the same content. */
@@ -126,4 +127,12 @@ function normalizeHost(scheme: string, host: string): string {
   if (scheme === 'http' && h.endsWith(':80')) return h.slice(0, -3);
   if (scheme === 'https' && h.endsWith(':443')) return h.slice(0, -4);
   return h;
+}
+
+/**
+ * A key for one variant of a URL chosen at the edge (an A/B bucket, ctx.cacheKeyExtra). It sits
+ * after the variant separator, like a Vary variant, so purging the URL purges every variant.
+ */
+export function withVariant(key: string, extra: string): string {
+  return key + VARIANT_SEPARATOR + extra;
 }

@@ -4,6 +4,7 @@ import type { PurgeSpec } from '../cache/storage/tier.ts';
 import type { CuStatus } from '../compute/registry.ts';
 import type { CuHostServices } from '../compute/runtime.ts';
 import type { StoreSnapshot } from '../compute/store/store.ts';
+import { IpcRateLimitChannel, type RateLimitPrimaryMessage, type RateLimitWorkerMessage } from '../security/ratelimit/channel.ts';
 import type { Coordinator, PurgeHandler } from './coordinator.ts';
 
 export type WorkerMessage =
@@ -15,7 +16,8 @@ export type WorkerMessage =
   | { readonly t: 'outpost:purge'; readonly id: number; readonly spec: PurgeSpec; readonly soft: boolean }
   | { readonly t: 'outpost:purged-local'; readonly id: number; readonly count: number }
   | { readonly t: 'outpost:svc'; readonly id: number; readonly kind: 'redis' | 'shared'; readonly name: string; readonly args: readonly unknown[] }
-  | { readonly t: 'outpost:cu-status'; readonly id: number; readonly cus: readonly CuStatus[] };
+  | { readonly t: 'outpost:cu-status'; readonly id: number; readonly cus: readonly CuStatus[] }
+  | RateLimitWorkerMessage;
 
 export type PrimaryMessage =
   | ({ readonly t: 'outpost:lock-res'; readonly id: number } & RemoteAcquire)
@@ -24,7 +26,8 @@ export type PrimaryMessage =
   | { readonly t: 'outpost:shutdown' }
   | { readonly t: 'outpost:cus'; readonly snapshot: StoreSnapshot }
   | { readonly t: 'outpost:svc-res'; readonly id: number; readonly value?: unknown; readonly error?: string }
-  | { readonly t: 'outpost:cu-status-req'; readonly id: number };
+  | { readonly t: 'outpost:cu-status-req'; readonly id: number }
+  | RateLimitPrimaryMessage;
 
 export function isOutpostMessage(m: unknown): m is { t: string } {
   return typeof m === 'object' && m !== null && typeof (m as { t?: unknown }).t === 'string' && (m as { t: string }).t.startsWith('outpost:');
@@ -44,9 +47,12 @@ export class WorkerCoordinator implements Coordinator {
   /** Called with each snapshot of CUs the primary pushes, and asked for this worker's CU status. */
   onCus?: (snapshot: StoreSnapshot) => void;
   cuStatus?: () => readonly CuStatus[];
+  /** Leases of rate-limit tokens from the primary's buckets. */
+  readonly rateLimit: IpcRateLimitChannel;
 
   constructor(send: Send) {
     this.send = send;
+    this.rateLimit = new IpcRateLimitChannel(send);
     this.lock = {
       acquire: (key) =>
         new Promise<RemoteAcquire>((resolve) => {
@@ -128,6 +134,10 @@ export class WorkerCoordinator implements Coordinator {
         else w.resolve(m.value);
         break;
       }
+      case 'outpost:rl-grant':
+      case 'outpost:rl-modes':
+        this.rateLimit.receive(m);
+        break;
       case 'outpost:shutdown':
         break;
     }

@@ -54,18 +54,23 @@ export class ComputePlane {
   private readonly checker: CuRuntime;
   private readonly log: Logger;
   private storeUp = true;
+  private readonly ownsStore: boolean;
 
-  private constructor(store: CuStore, watcher: CuWatcher, log: Logger) {
+  private constructor(store: CuStore, watcher: CuWatcher, log: Logger, ownsStore: boolean) {
     this.store = store;
+    this.ownsStore = ownsStore;
     this.watcher = watcher;
     this.log = log;
     // Dry runs and compile checks get scratch services: they behave like the real ones but touch no shared data.
     this.checker = new IsolateRuntime({ services: new MemoryCuServices() });
   }
 
-  /** Opens the store and starts watching it; `onSnapshot` receives every new set of CUs. */
-  static async start(config: OutpostConfig, log: Logger, onSnapshot: (s: StoreSnapshot) => void): Promise<ComputePlane> {
-    const store = openStore(config.compute);
+  /**
+   * Opens the store (or uses `shared`, a store several in-process nodes use, which it then does not
+   * close) and starts watching it; `onSnapshot` receives every new set of CUs.
+   */
+  static async start(config: OutpostConfig, log: Logger, onSnapshot: (s: StoreSnapshot) => void, shared?: CuStore): Promise<ComputePlane> {
+    const store = shared ?? openStore(config.compute);
     let plane: ComputePlane | undefined;
     const watcher = new CuWatcher(store, {
       pollIntervalMs: config.compute.pollInterval,
@@ -77,7 +82,7 @@ export class ComputePlane {
         else log.error({ event: 'store unreachable', store: store.kind, err: error?.message }, 'CU store unreachable; keeping the last good set of CUs');
       },
     });
-    plane = new ComputePlane(store, watcher, log);
+    plane = new ComputePlane(store, watcher, log, shared === undefined);
     await watcher.start();
     return plane;
   }
@@ -203,6 +208,6 @@ export class ComputePlane {
   async close(): Promise<void> {
     this.watcher.stop();
     this.checker.dispose();
-    await this.store.close();
+    if (this.ownsStore) await this.store.close();
   }
 }

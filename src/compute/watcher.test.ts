@@ -12,7 +12,7 @@ import type { CuRecord, CuSettings, CuSpec } from './cu.ts';
 import { EmbeddedCuStore } from './store/embedded.ts';
 import { RedisCuStore } from './store/redis.ts';
 import { cuSpec, eventually } from './store/store-suite.ts';
-import type { CuStore, StoreSnapshot } from './store/store.ts';
+import type { CuStore, StoreSnapshot, StoredDoc } from './store/store.ts';
 import { CuWatcher, type CuStoreStatus } from './watcher.ts';
 
 const log = createLogger('silent');
@@ -66,6 +66,12 @@ class CountingStore implements CuStore {
   }
   putSettings(settings: CuSettings): Promise<void> {
     return this.inner.putSettings(settings);
+  }
+  putDoc(name: string, value: unknown): Promise<StoredDoc> {
+    return this.inner.putDoc(name, value);
+  }
+  deleteDoc(name: string): Promise<boolean> {
+    return this.inner.deleteDoc(name);
   }
   subscribe(onChange: () => void): Promise<() => void> {
     return this.inner.subscribe(onChange);

@@ -22,11 +22,12 @@ export interface CuWatcherOptions {
 
 const JITTER = 0.2;
 
-/** What decides whether a snapshot is news: ids with versions, the settings, and the invalid records. */
+/** What decides whether a snapshot is news: ids with versions, the settings, the invalid records, document versions. */
 export function snapshotFingerprint(s: StoreSnapshot): string {
   const cus = s.cus.map((c) => `${c.id}@${c.version}`).sort();
   const invalid = s.invalid.map((i) => `${i.id}:${i.error}`).sort();
-  return JSON.stringify([cus, s.settings.enabled, [...s.settings.skipHosts], invalid]);
+  const docs = s.docs.map((d) => `${d.name}@${d.version}`);
+  return JSON.stringify([cus, s.settings.enabled, [...s.settings.skipHosts], invalid, docs]);
 }
 
 export class CuWatcher {

@@ -2,6 +2,8 @@
 // configuration reference mirrors this file. Durations come out in milliseconds and sizes in bytes whatever unit was written.
 import { z } from 'zod';
 import { parseDuration, parseSize } from './units.ts';
+import { HASH_KEY_PATTERN } from '../balance/key.ts';
+import { POLICIES } from '../balance/policies.ts';
 
 const duration = z.union([z.number(), z.string()]).transform((v, ctx) => {
   const ms = parseDuration(v);
@@ -48,6 +50,35 @@ const bool = z.union([z.boolean(), z.enum(['true', 'false', 'on', 'off', '1', '0
   typeof v === 'boolean' ? v : v === 'true' || v === 'on' || v === '1',
 );
 
+/** Load balancing (src/balance), shared by origin pools and the load balancer node (docs/load-balancing.md). */
+const balancePolicy = z.enum(POLICIES, { error: `expected one of ${POLICIES.join(', ')}` });
+const hashKey = z.string().regex(HASH_KEY_PATTERN, 'expected uri, path, host, ip, header:NAME, cookie:NAME or query:NAME');
+/** Bounded loads' c: no member above c × the average load. */
+const loadFactor = z.number().min(1, 'expected a factor of at least 1').max(10, 'expected a factor of at most 10');
+const healthCheck = z
+  .object({
+    enabled: bool.default(true),
+    path: z.string().regex(/^\/\S*$/, 'expected a path starting with "/"').default('/health'),
+    interval: duration.prefault('2s'),
+    timeout: duration.prefault('1s'),
+    /** Good checks in a row that bring a member back. */
+    rise: z.int().min(1).max(100).default(2),
+    /** Failed checks in a row that take a member out. */
+    fall: z.int().min(1).max(100).default(2),
+    expect: z.array(z.int().min(100).max(599)).min(1).default([200]),
+  })
+  .strict();
+const passiveHealth = z
+  .object({
+    enabled: bool.default(true),
+    /** Failures in a row (connection errors, timeouts, listed statuses) that eject a member. */
+    failures: z.int().min(1).max(1000).default(3),
+    coolDown: duration.prefault('10s'),
+    statuses: z.array(z.union([z.int().min(100).max(599), z.string().regex(/^([1-5]\d\d|[1-5]xx)$/i, 'expected a status such as 503 or "5xx"')])).default([502, 503, 504]),
+  })
+  .strict();
+const memberName = z.string().regex(/^[A-Za-z0-9._:@-]{1,100}$/, 'expected 1-100 letters, digits or . _ : @ -');
+
 export const PoolSchema = z.object({
   peers: z.array(httpUrl).min(1, 'expected at least one peer URL'),
   connectTimeout: duration.prefault(2),
@@ -61,6 +92,19 @@ export const PoolSchema = z.object({
   host: z.string().min(1).default('preserve'),
   /** Extra request headers sent to the origin, e.g. a shared secret. */
   headers: z.record(z.string().regex(/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/, 'expected a header name'), z.string()).default({}),
+  /** How a peer is chosen: rr (weighted round robin), leastconn, chash or bounded (consistent hashing). */
+  policy: balancePolicy.default('rr'),
+  hashKey: hashKey.default('uri'),
+  loadFactor: loadFactor.default(1.25),
+  /** Relative weights by peer URL; unlisted peers weigh 1. */
+  weights: z.record(z.string(), z.number().gt(0, 'expected a weight above 0').max(1000, 'expected a weight of at most 1000')).default({}),
+  /** Active checks of every peer; off unless given. */
+  healthCheck: healthCheck.optional(),
+  passive: passiveHealth.prefault({}),
+}).superRefine((pool, ctx) => {
+  for (const url of Object.keys(pool.weights)) {
+    if (!pool.peers.includes(url)) ctx.addIssue({ code: 'custom', path: ['weights', url], message: `expected one of the peers (${pool.peers.join(', ')}), got ${JSON.stringify(url)}` });
+  }
 });
 
 const statusKey = z.string().regex(/^(any|[1-5]\d\d)(\s+[1-5]\d\d)*$/, 'expected status codes such as "200 206" or "any"');
@@ -150,6 +194,53 @@ export const ConfigSchema = z.object({
       allowFrom: z.array(cidr).default(['127.0.0.1/32', '::1/128']),
     })
     .prefault({}),
+  /** Edge compression of text responses (docs/compression.md). */
+  compression: z
+    .object({
+      enabled: bool.default(true),
+      /** Media types compressed; "text/*" covers a family. Images, video and audio never are (image/svg+xml is text). */
+      types: z
+        .array(
+          z
+            .string()
+            .regex(/^[a-z0-9][a-z0-9!#$&^_.+-]*\/(?:[a-z0-9][a-z0-9!#$&^_.+-]*|\*)$/i, 'expected a media type such as "text/html" or "text/*"')
+            .refine((t) => !/^(?:image|video|audio)\//i.test(t) || t.toLowerCase() === 'image/svg+xml', 'images, video and audio are never compressed (image/svg+xml is the exception)'),
+        )
+        .default([
+          'text/html', 'text/css', 'text/plain', 'text/javascript', 'text/xml', 'text/csv', 'text/markdown',
+          'application/javascript', 'application/x-javascript', 'application/json', 'application/ld+json',
+          'application/manifest+json', 'application/xml', 'application/xhtml+xml', 'application/rss+xml',
+          'application/atom+xml', 'application/wasm', 'image/svg+xml', 'font/ttf', 'font/otf',
+        ]),
+      /** Smaller bodies are sent as they are. */
+      minSize: size.prefault('1k'),
+      /** Codings produced, in order of preference when a client's qvalues tie. */
+      encodings: z
+        .array(z.enum(['br', 'gzip'], { error: 'expected "br" or "gzip"' }))
+        .min(1, 'expected at least one of "br", "gzip" (set enabled: false to turn compression off)')
+        .refine((a) => new Set(a).size === a.length, 'expected each encoding once')
+        .default(['br', 'gzip']),
+      /** 0-11; 5 is a good trade for compressing on the fly (11 is for build-time compression). */
+      brotliQuality: z.int().min(0).max(11).default(5),
+      gzipLevel: z.int().min(1).max(9).default(6),
+      /** Also compress responses that are not stored (streamed, as nginx's gzip does). */
+      uncached: bool.default(true),
+    })
+    .prefault({}),
+  /**
+   * The CDN this node belongs to (docs/fleet.md): nodes sharing a Redis store register there, send
+   * heartbeats, and follow one purge log, so a purge on any node reaches all of them.
+   */
+  fleet: z
+    .object({
+      /** Shown by `outpost nodes`; default the host name. */
+      name: z.string().regex(/^[A-Za-z0-9._:@-]{1,100}$/, 'expected 1-100 letters, digits or . _ : @ -').optional(),
+      role: z.enum(['edge', 'shield'], { error: 'expected "edge" or "shield"' }).default('edge'),
+      heartbeat: duration.prefault('2s'),
+      /** Purge log entries kept in Redis; a node away for longer than that many purges purges everything when it returns. */
+      purgeHistory: z.int().min(100).max(10_000_000).default(100_000),
+    })
+    .prefault({}),
   admin: z
     .object({
       host: z.string().min(1).default('127.0.0.1'),
@@ -205,20 +296,66 @@ export const ConfigSchema = z.object({
     .prefault({}),
   /**
    * The security cascade (docs/security-gates.md, docs/waf.md). Each gate is off unless configured;
-   * its options are those of the gate, plus `enabled`. They run cheapest first: originLock, geo,
-   * referer, waf, jwt (a list, one gate per scope), signedUrls, tokenCookie.
+   * its options are those of the gate, plus `enabled`. They run cheapest first: originLock, ipLists, geo,
+   * referer, rateLimit (one or a list), waf, jwt (a list, one gate per scope), signedUrls, tokenCookie.
    */
   security: z
     .object({
       originLock: z.record(z.string(), z.unknown()).optional(),
+      ipLists: z.record(z.string(), z.unknown()).optional(),
       geo: z.record(z.string(), z.unknown()).optional(),
       referer: z.record(z.string(), z.unknown()).optional(),
+      /** One limit or a list (src/security/ratelimit/policy.ts validates them). */
+      rateLimit: z.union([z.record(z.string(), z.unknown()), z.array(z.record(z.string(), z.unknown()))]).optional(),
       waf: z.record(z.string(), z.unknown()).optional(),
       jwt: z.array(z.record(z.string(), z.unknown())).default([]),
       signedUrls: z.record(z.string(), z.unknown()).optional(),
       tokenCookie: z.record(z.string(), z.unknown()).optional(),
     })
     .strict()
+    .prefault({}),
+  /** The load balancer node, `outpost lb` (docs/load-balancing.md). */
+  lb: z
+    .object({
+      host: z.string().min(1).default('0.0.0.0'),
+      port: port.default(8000),
+      /** Name in Via. */
+      name: z.string().regex(/^[A-Za-z0-9._-]+$/, 'expected letters, digits, dot, dash or underscore').default('outpost-lb'),
+      edges: z
+        .array(z.object({ name: memberName, url: httpUrl, weight: z.number().gt(0, 'expected a weight above 0').max(1000, 'expected a weight of at most 1000').default(1) }).strict())
+        .default([])
+        .superRefine((edges, ctx) => {
+          const seen = new Set<string>();
+          edges.forEach((e, i) => {
+            if (seen.has(e.name)) ctx.addIssue({ code: 'custom', path: [i, 'name'], message: `expected a unique name, got "${e.name}" twice` });
+            seen.add(e.name);
+          });
+        }),
+      policy: balancePolicy.default('bounded'),
+      hashKey: hashKey.default('uri'),
+      loadFactor: loadFactor.default(1.25),
+      healthCheck: healthCheck.prefault({}),
+      passive: passiveHealth.prefault({}),
+      /** Further edges tried when a connection fails before any response byte (idempotent requests only). */
+      retries: z.int().min(0).max(10).default(2),
+      connectTimeout: duration.prefault(2),
+      readTimeout: duration.prefault(30),
+      keepAliveTimeout: duration.prefault(60),
+      /** Keep-alive connections per edge. */
+      connections: z.int().min(1).max(10_000).default(512),
+      /** Response header naming the edge that served; "" sends none. */
+      servedByHeader: z.string().regex(/^([!#$%&'*+.^_`|~0-9A-Za-z-]+)?$/, 'expected a header name').default('x-served-by'),
+      xForwardedFor: bool.default(true),
+      via: bool.default(true),
+      shutdownGrace: duration.prefault(10),
+      admin: z
+        .object({
+          host: z.string().min(1).default('127.0.0.1'),
+          port: port.default(8001),
+          apiKey: z.string().min(16, 'expected at least 16 characters').optional(),
+        })
+        .prefault({}),
+    })
     .prefault({}),
   log: z
     .object({
@@ -231,3 +368,4 @@ export const ConfigSchema = z.object({
 export type ConfigInput = z.input<typeof ConfigSchema>;
 export type ParsedConfig = z.output<typeof ConfigSchema>;
 export type PoolConfig = z.output<typeof PoolSchema>;
+export type LbConfig = ParsedConfig['lb'];

@@ -19,6 +19,8 @@ export interface AdminDeps {
   prefetch(urls: readonly string[]): Promise<PrefetchResult[]>;
   /** Routes under /cus (edge computing); absent when compute is off. */
   readonly compute?: (req: IncomingMessage, res: ServerResponse, path: string) => Promise<boolean>;
+  /** More route sets (IP lists, rules, nodes): each answers and resolves true, or resolves false to pass. */
+  readonly routes?: ReadonlyArray<(req: IncomingMessage, res: ServerResponse, path: string) => Promise<boolean>>;
 }
 
 const PrefetchBody = z.object({ urls: z.array(z.string()).min(1).max(10_000) }).strict();
@@ -73,6 +75,7 @@ export function createAdminServer(deps: AdminDeps): Server {
     if (!authorized(req)) throw new OutpostError('UNAUTHORIZED');
     const route = `${req.method} ${path}`;
     if (path !== undefined && (path === '/cus' || path.startsWith('/cus/')) && deps.compute && (await deps.compute(req, res, path))) return;
+    for (const r of deps.routes ?? []) if (path !== undefined && (await r(req, res, path))) return;
     switch (route) {
       case 'GET /metrics': {
         const m = await deps.metrics();

@@ -3,10 +3,11 @@
 // become one response here.
 import type { OutgoingHttpHeaders, ServerResponse } from 'node:http';
 import type { Http2ServerResponse } from 'node:http2';
-import { Transform, type Readable } from 'node:stream';
+import { Readable, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { Logger } from 'pino';
 import type { Outgoing } from '../cache/http-cache.ts';
+import { withVariant } from '../cache/key.ts';
 import { OutpostError, toOutpostError } from '../errors.ts';
 import type { AccessRecord } from '../log/logger.ts';
 import type { EdgeMetrics } from '../metrics/metrics.ts';
@@ -101,6 +102,37 @@ async function collect(body: Buffer | Readable | null, limit: number): Promise<B
   return Buffer.concat(chunks);
 }
 
+/**
+ * Reads a streamed body whole so it can go out with Content-Length (ctx.wholeBody: some devices
+ * fail on chunked responses). Past `limit` it gives up and hands back a stream of what was read
+ * followed by the rest, so the client still gets the whole body, chunked.
+ */
+async function wholeBody(body: Readable, limit: number, tooLarge: () => void): Promise<Buffer | Readable> {
+  const chunks: Buffer[] = [];
+  let n = 0;
+  const it = (body as AsyncIterable<Buffer>)[Symbol.asyncIterator]();
+  for (;;) {
+    const r = await it.next();
+    if (r.done) return Buffer.concat(chunks, n);
+    chunks.push(r.value);
+    n += r.value.length;
+    if (n > limit) {
+      tooLarge();
+      return Readable.from(
+        (async function* () {
+          try {
+            yield* chunks;
+            for (let x = await it.next(); !x.done; x = await it.next()) yield x.value;
+          } finally {
+            await it.return?.();
+          }
+        })(),
+        { objectMode: false },
+      );
+    }
+  }
+}
+
 export class Driver {
   private readonly o: DriverOptions;
   private readonly rewrite: HookFn<'rewrite'>[];
@@ -168,6 +200,10 @@ export class Driver {
         delete head.headers['content-range'];
         body = buf;
       }
+      if (ctx.wholeBody && body !== null && !Buffer.isBuffer(body) && head.headers['content-length'] === undefined && ctx.method !== 'HEAD' && head.status !== 204 && head.status !== 304) {
+        body = await wholeBody(body, this.o.maxBodyBytes, () => this.o.log.warn({ uri: ctx.path, limit: this.o.maxBodyBytes }, 'body larger than limits.maxBodyBytes: sent chunked despite wholeBody'));
+        if (Buffer.isBuffer(body)) head.headers['content-length'] = String(body.length);
+      }
       ctx.response = head;
       // Only a streamed body needs waiting for; a cache HIT's Buffer is written at once.
       const streaming = this.write(ctx, res, head, body, req);
@@ -195,6 +231,7 @@ export class Driver {
       if (ctx.early) return earlyToOutgoing(ctx.early);
     }
     ctx.cacheKey = this.o.stages.cacheKey(ctx);
+    if (ctx.cacheKeyExtra) ctx.cacheKey = withVariant(ctx.cacheKey, ctx.cacheKeyExtra);
     const b = this.o.stages.builtin?.(ctx);
     const builtin = isPromiseLike(b) ? await b : b;
     if (builtin) return builtin;

@@ -4,6 +4,7 @@ import type { ServerHttp2Session } from 'node:http2';
 import type { Logger } from 'pino';
 import { HttpCache, type Outgoing } from '../cache/http-cache.ts';
 import { compileCacheKey, compileIgnoredParamsFilter } from '../cache/key.ts';
+import { compressionFromConfig } from '../cache/compress.ts';
 import { Collapser } from '../cache/lock.ts';
 import type { PolicyOptions } from '../cache/policy.ts';
 import { RamTier } from '../cache/storage/ram.ts';
@@ -19,6 +20,9 @@ import { isAllowed, parseCidrList } from './cidr.ts';
 import { securityHooks } from '../security/cascade.ts';
 import { closeGracefully, createListeners, listen } from './server.ts';
 import type { TlsMaterial } from './tls.ts';
+import type { DocBoard } from '../control/doc-board.ts';
+import { rulesHookOptions, rulesHooks } from '../rules/hooks.ts';
+import { boardRules } from '../rules/live.ts';
 
 export interface EdgeOptions {
   readonly config: OutpostConfig;
@@ -30,6 +34,8 @@ export interface EdgeOptions {
   /** Workers of a cluster share their ports (SO_REUSEPORT) and leave the disk tier's upkeep to the primary. */
   readonly clustered: boolean;
   readonly prefetchToken: string;
+  /** Stored documents (IP lists, rules) as this process last received them. */
+  readonly board?: DocBoard;
 }
 
 export interface Edge {
@@ -60,14 +66,20 @@ export function policyFromConfig(c: OutpostConfig['cache']): PolicyOptions {
 
 export async function startEdge(o: EdgeOptions): Promise<Edge> {
   const { config, log } = o;
-  const security = securityHooks(config.security, log);
   const tiers: StorageTier[] = [new RamTier({ maxBytes: config.cache.ram.maxBytes, maxObjectBytes: config.cache.ram.maxObjectBytes })];
   if (config.cache.disk.enabled) {
     tiers.push(await (await import('../cache/storage/disk.ts')).DiskTier.open({ path: config.cache.disk.path, maxBytes: config.cache.disk.maxBytes, maxObjectBytes: config.cache.disk.maxObjectBytes }));
   }
   const metrics = new EdgeMetrics(tiers.map((t) => ({ name: t.name, shared: t.name === 'disk', stats: () => t.stats() })));
+  const rules = o.board ? [rulesHooks(boardRules(o.board, Object.keys(config.upstream.pools), log), rulesHookOptions(config, log))] : [];
+  const security = securityHooks(config.security, log, {
+    ...(o.board ? { board: o.board } : {}),
+    onRefusal: (gate, status) => metrics.securityRefusals.inc({ gate, status: String(status) }),
+    ...(o.coordinator.rateLimit ? { rateLimit: o.coordinator.rateLimit } : {}),
+    registry: metrics.registry,
+  });
   const pools = new Map<string, UpstreamPool>();
-  for (const [name, pc] of Object.entries(config.upstream.pools)) pools.set(name, new UpstreamPool(name, pc, metrics));
+  for (const [name, pc] of Object.entries(config.upstream.pools)) pools.set(name, new UpstreamPool(name, pc, metrics, log));
   const pool = (name: string): UpstreamPool => {
     const p = pools.get(name);
     if (!p) throw new OutpostError('NO_UPSTREAM', `no upstream pool named "${name}"`);
@@ -91,6 +103,7 @@ export async function startEdge(o: EdgeOptions): Promise<Edge> {
     invalidate: async (keys) => {
       await Promise.all(keys.map((key) => o.coordinator.purge({ kind: 'key', key }, false)));
     },
+    compression: compressionFromConfig(config.compression),
   });
 
   // Every process applies a purge to all its tiers, the shared disk tier included: a worker that
@@ -136,8 +149,9 @@ export async function startEdge(o: EdgeOptions): Promise<Edge> {
   };
 
   const driver = new Driver({
-    // The security cascade runs first in access; then hooks given by the caller (CUs, tests).
-    hooks: [...security, ...(typeof o.hooks === 'function' ? o.hooks(metrics) : (o.hooks ?? []))],
+    // The rules run first (in rewrite), the security cascade first in access; then hooks given by
+    // the caller (CUs, tests).
+    hooks: [...rules, ...security, ...(typeof o.hooks === 'function' ? o.hooks(metrics) : (o.hooks ?? []))],
     stages: {
       cacheKey: (ctx) => {
         if (stripIgnored) ctx.query = stripIgnored(ctx.query);

@@ -65,6 +65,18 @@ export interface RequestContext {
   bytesSent: number;
   /** Set when a phase answered early. */
   early?: EarlyResponse;
+  /**
+   * Cache behaviour asked for in rewrite/access (the rules engine): `ttlMs` replaces the freshness
+   * lifetime of what is stored; `bypass` skips the lookup but may still store (nginx
+   * proxy_cache_bypass); `noStore` may serve from cache but stores nothing (proxy_no_cache).
+   */
+  cacheOverride?: { ttlMs?: number; bypass?: boolean; noStore?: boolean };
+  /** Appended to the cache key as a variant (e.g. an A/B bucket); purging the URL purges every one. */
+  cacheKeyExtra?: string;
+  /** Compression of this response switched on or off; undefined leaves the configured default. */
+  compress?: boolean;
+  /** Send the body whole with Content-Length instead of chunked (buffered up to limits.maxBodyBytes). */
+  wholeBody?: boolean;
 }
 
 /** Returned by rewrite/access hooks: 'handled' ends the request with ctx.early (or the given response). */

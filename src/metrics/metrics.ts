@@ -130,12 +130,49 @@ export class EdgeMetrics {
     labelNames: ['code'] as const,
     registers: [this.registry],
   });
+  readonly upstreamCache = new Counter({
+    name: 'outpost_upstream_cache_total',
+    help: 'Responses this cache fetched upstream, by the X-Cache-Status the upstream sent (an origin shield: HIT, MISS…; an origin: none).',
+    labelNames: ['status'] as const,
+    registers: [this.registry],
+  });
+  readonly securityRefusals = new Counter({
+    name: 'outpost_security_refusals_total',
+    help: 'Requests the security cascade answered itself, by gate and status.',
+    labelNames: ['gate', 'status'] as const,
+    registers: [this.registry],
+  });
   readonly purges = new Counter({
     name: 'outpost_purged_objects_total',
     help: 'Cache entries removed or marked stale by purges, by kind.',
     labelNames: ['kind', 'mode'] as const,
     registers: [this.registry],
     aggregator: 'sum',
+  });
+  // Compression happens once per cached object and coding, never per hit: plain counters will do.
+  readonly compressions = new Counter({
+    name: 'outpost_compressions_total',
+    help: 'Bodies compressed by the edge, by coding: each cached object once per coding, plus responses not stored, compressed on the fly.',
+    labelNames: ['encoding'] as const,
+    registers: [this.registry],
+  });
+  readonly compressionBytesIn = new Counter({
+    name: 'outpost_compression_bytes_in_total',
+    help: 'Bytes given to the compressor, by coding.',
+    labelNames: ['encoding'] as const,
+    registers: [this.registry],
+  });
+  readonly compressionBytesOut = new Counter({
+    name: 'outpost_compression_bytes_out_total',
+    help: 'Bytes the compressor produced, by coding.',
+    labelNames: ['encoding'] as const,
+    registers: [this.registry],
+  });
+  readonly decompressions = new Counter({
+    name: 'outpost_decompressions_total',
+    help: 'Pre-compressed origin bodies decoded for clients that do not accept their coding, by coding.',
+    labelNames: ['encoding'] as const,
+    registers: [this.registry],
   });
 
   constructor(tiers: readonly TierGaugeSource[] = [], opts: { defaultMetrics?: boolean } = {}) {

@@ -14,9 +14,14 @@ import type { OutpostConfig } from '../config/load.ts';
 import { ComputePlane } from '../compute/plane.ts';
 import { createAdminServer } from '../control/admin.ts';
 import { cuRoutes, type WorkerCuStatus } from '../control/cu-routes.ts';
+import { listRoutes } from '../lists/routes.ts';
+import { rulesRoutes } from '../rules/routes.ts';
+import { RULES_DOC, rulesDoc, storeRules } from '../rules/live.ts';
+import { joinFleet, nodeRoutes } from '../fleet/join.ts';
 import { prefetch } from '../control/prefetch.ts';
 import { loadOrCreateCertificate } from '../edge/tls.ts';
 import { securityHooks } from '../security/cascade.ts';
+import { RateLimitAuthority } from '../security/ratelimit/authority.ts';
 import { OutpostError } from '../errors.ts';
 import type { Logger } from '../log/logger.ts';
 import { parseLatency, startDemoOrigin, type DemoOrigin } from '../origin/demo-origin.ts';
@@ -51,16 +56,20 @@ export async function runPrimary(config: OutpostConfig, log: Logger): Promise<Ru
   const locks = new LockTable({ maxAgeMs: config.cache.lock.timeout * 2 });
   const token = randomBytes(16).toString('hex');
   const keyOf = compileCacheKey(config.cache.key);
+  const pools = Object.keys(config.upstream.pools);
   const aggregator = new AggregatorRegistry();
 
-  // Edge computing: the plane watches the store and pushes every new snapshot to every worker.
+  // The plane watches the store (CUs, rules, IP lists) and pushes every new snapshot to every
+  // worker; it runs even with edge computing off, since rules and lists live in the same store.
   const connectedWorkers = () => Object.values(cluster.workers ?? {}).filter((w): w is Worker => !!w && w.isConnected());
-  const plane = config.compute.enabled
-    ? await ComputePlane.start(config, log, (snapshot) => {
-        for (const w of connectedWorkers()) send(w, { t: 'outpost:cus', snapshot });
-      })
-    : undefined;
-  const services = plane?.services();
+  const plane = await ComputePlane.start(config, log, (snapshot) => {
+    for (const w of connectedWorkers()) send(w, { t: 'outpost:cus', snapshot });
+  });
+  const services = config.compute.enabled ? plane.services() : undefined;
+  // The node's rate-limit buckets; workers lease tokens from them (src/security/ratelimit/).
+  const rateLimits = await RateLimitAuthority.start(config, log, (modes) => {
+    for (const w of connectedWorkers()) send(w, { t: 'outpost:rl-modes', modes });
+  });
   let nextStatusId = 1;
   const statusWaits = new Map<number, { results: WorkerCuStatus[]; pending: Set<number>; done: () => void }>();
   const workerCuStatus = (): Promise<WorkerCuStatus[]> => {
@@ -123,7 +132,7 @@ export async function runPrimary(config: OutpostConfig, log: Logger): Promise<Ru
         for (const r of readyWaiters.splice(0)) r();
         break;
       case 'outpost:hello': {
-        const snapshot = plane?.current();
+        const snapshot = plane.current();
         if (snapshot) send(worker, { t: 'outpost:cus', snapshot });
         break;
       }
@@ -158,9 +167,14 @@ export async function runPrimary(config: OutpostConfig, log: Logger): Promise<Ru
       case 'outpost:unlock':
         locks.release(m.key, m.token, m.outcome);
         break;
+      case 'outpost:rl-lease':
+      case 'outpost:rl-return':
+        rateLimits?.receive(m, (r) => send(worker, r));
+        break;
       case 'outpost:purge': {
         const id = m.id;
-        nodePurge(m.spec, m.soft).then(
+        // A PURGE request to a worker: this node and, through the fleet, every other node.
+        member.purge(m.spec, m.soft).then(
           (count) => send(worker, { t: 'outpost:purge-res', id, count }),
           (err: unknown) => send(worker, { t: 'outpost:purge-res', id, count: 0, error: (err as Error).message }),
         );
@@ -208,6 +222,19 @@ export async function runPrimary(config: OutpostConfig, log: Logger): Promise<Ru
     fork();
   });
 
+  // Joins the fleet before any worker serves: purges published while this node was down are applied
+  // to the disk tier first (the workers' RAM tiers start empty).
+  let edgePort: number | undefined;
+  let adminBound: number | undefined;
+  const member = await joinFleet({
+    config,
+    log,
+    edgeUrl: () => (edgePort ? `http://${config.edge.host}:${edgePort}` : undefined),
+    adminUrl: () => (adminBound ? `http://${config.admin.host}:${adminBound}` : undefined),
+    metricsText: () => aggregator.clusterMetrics(),
+    applyLocal: nodePurge,
+    hasOldObjects: () => (disk?.stats().entries ?? 0) > 0,
+  });
   for (let i = 0; i < config.edge.workers; i++) fork();
   const deadline = Date.now() + 30_000;
   while (ready.size < config.edge.workers) {
@@ -219,6 +246,7 @@ export async function runPrimary(config: OutpostConfig, log: Logger): Promise<Ru
     });
   }
   const first = [...ready.values()][0]!;
+  edgePort = first.port;
 
   const maintain = disk
     ? setInterval(() => {
@@ -245,14 +273,21 @@ export async function runPrimary(config: OutpostConfig, log: Logger): Promise<Ru
       disk: disk?.stats(),
       edge: { port: first.port, tlsPort: first.tlsPort },
     }),
-    purge: nodePurge,
+    purge: (spec, soft) => member.purge(spec, soft),
     prefetch: (urls) => prefetch(urls, { httpPort: first.port, tlsPort: first.tlsPort, token }),
-    ...(plane ? { compute: cuRoutes(plane, workerCuStatus) } : {}),
+    ...(config.compute.enabled ? { compute: cuRoutes(plane, workerCuStatus) } : {}),
+    routes: [
+      listRoutes(plane.store, log),
+      nodeRoutes(member, config.fleet.heartbeat),
+      rulesRoutes(rulesDoc(plane.store), storeRules(() => plane.current()?.docs.find((d) => d.name === RULES_DOC), pools, log).current, { pools, log }),
+    ],
   });
   await new Promise<void>((resolve, reject) => {
     admin.once('error', reject);
     admin.listen(config.admin.port, config.admin.host, () => resolve());
   });
+
+  adminBound = (admin.address() as AddressInfo).port;
 
   return {
     edgePort: first.port,
@@ -279,10 +314,12 @@ export async function runPrimary(config: OutpostConfig, log: Logger): Promise<Ru
             }),
         ),
       );
+      await member.close();
       cluster.removeAllListeners('message');
       cluster.removeAllListeners('exit');
       await disk?.close();
-      await plane?.close();
+      await rateLimits?.close();
+      await plane.close();
       await origin?.close();
     },
   };

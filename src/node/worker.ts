@@ -10,6 +10,7 @@ import { startEdge } from '../edge/edge.ts';
 import { loadOrCreateCertificate } from '../edge/tls.ts';
 import { createLogger } from '../log/logger.ts';
 import type { EdgeMetrics } from '../metrics/metrics.ts';
+import { DocBoard } from '../control/doc-board.ts';
 
 /** How long a new worker waits for its first set of CUs before it starts serving anyway. */
 const FIRST_SNAPSHOT_WAIT_MS = 10_000;
@@ -65,17 +66,20 @@ const tls = config.edge.tlsPort !== 0 ? await loadOrCreateCertificate(config.edg
 // data and the shared dictionary live in the primary.
 let compute: ComputeWorker | undefined;
 let dataStore: CuStore | undefined;
-if (config.compute.enabled) {
-  if (!firstSnapshot) {
-    await new Promise<void>((resolve) => {
-      gotFirst = resolve;
-      setTimeout(() => {
-        if (!firstSnapshot) log.warn('no CUs from the primary yet; serving without them until they arrive');
-        resolve();
-      }, FIRST_SNAPSHOT_WAIT_MS).unref();
-    });
-  }
+// The first snapshot brings CUs, rules and IP lists: serving before it would let through what a
+// deny list or an auth CU is there to stop.
+if (!firstSnapshot) {
+  await new Promise<void>((resolve) => {
+    gotFirst = resolve;
+    setTimeout(() => {
+      if (!firstSnapshot) log.warn('no CUs, rules or lists from the primary yet; serving without them until they arrive');
+      resolve();
+    }, FIRST_SNAPSHOT_WAIT_MS).unref();
+  });
 }
+const board = new DocBoard();
+if (firstSnapshot) board.apply(firstSnapshot.docs);
+coordinator.onCus = (snapshot) => board.apply(snapshot.docs);
 const computeHooks = (metrics: EdgeMetrics) => {
   if (!config.compute.enabled) return [];
   const viaPrimary = coordinator.services(config.compute.store.commandTimeout);
@@ -88,12 +92,15 @@ const computeHooks = (metrics: EdgeMetrics) => {
     services: { shared: viaPrimary.shared, redis: store ? (name, args) => store.command(name, args) : viaPrimary.redis },
   });
   if (firstSnapshot) compute.apply(firstSnapshot);
-  coordinator.onCus = (snapshot) => compute?.apply(snapshot);
+  coordinator.onCus = (snapshot) => {
+    board.apply(snapshot.docs);
+    compute?.apply(snapshot);
+  };
   coordinator.cuStatus = () => compute?.status() ?? [];
   return [compute.hooks];
 };
 
-const edge = await startEdge({ config, coordinator, log, ...(tls ? { tls } : {}), hooks: computeHooks, clustered: true, prefetchToken: process.env.OUTPOST_PREFETCH_TOKEN ?? '' });
+const edge = await startEdge({ config, coordinator, log, ...(tls ? { tls } : {}), hooks: computeHooks, board, clustered: true, prefetchToken: process.env.OUTPOST_PREFETCH_TOKEN ?? '' });
 AggregatorRegistry.setRegistries([edge.metrics.registry]);
 // prom-client answers the primary's metric requests only once an AggregatorRegistry exists here.
 new AggregatorRegistry();

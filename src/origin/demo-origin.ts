@@ -3,6 +3,7 @@
 // Varnish and Outpost in front of it, so the common path builds one header array and writes once.
 
 import http from 'node:http';
+import { brotliCompressSync, gzipSync } from 'node:zlib';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { OutpostError, toOutpostError } from '../errors.ts';
 import { isNotModified, readConditions } from './conditional.ts';
@@ -263,10 +264,16 @@ export async function startDemoOrigin(opts: DemoOriginOptions = {}): Promise<Dem
     }
     if (etag !== undefined) headers.push('ETag', etag);
     if (lastModified !== undefined) headers.push('Last-Modified', lastModified);
+    let content = reply.body;
+    if (sw.contentEncoding !== undefined && status !== 304) {
+      // A pre-compressed origin: the coding is applied whatever the client accepts.
+      content = sw.contentEncoding === 'gzip' ? gzipSync(content) : brotliCompressSync(content);
+      headers.push('Content-Encoding', sw.contentEncoding);
+    }
     if (sw.headers !== undefined) addCustomHeaders(headers, sw.headers);
 
     const noContent = status === 204 || status === 205 || status === 304;
-    const body = noContent ? undefined : reply.body;
+    const body = noContent ? undefined : content;
     if (status === 205) headers.push('Content-Length', '0');
     else if (body !== undefined && !sw.chunked) headers.push('Content-Length', String(body.length));
     res.writeHead(status, headers);

@@ -15,6 +15,7 @@ const SWITCHES: readonly (readonly [string, string])[] = [
   ['chunked=1', 'chunked transfer, body in two writes'],
   ['slow_body=MS', 'half the body, a pause of MS, then the rest'],
   ['location=/x', 'Location and Content-Location'],
+  ['ce=gzip|br', 'body sent compressed with that Content-Encoding, whatever Accept-Encoding says'],
 ];
 
 const ENDPOINTS: readonly (readonly [string, string])[] = [

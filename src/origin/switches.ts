@@ -23,6 +23,8 @@ export interface Switches {
   readonly chunked: boolean;
   readonly slowBodyMs: number | undefined;
   readonly location: string | undefined;
+  /** The body sent compressed with this coding, whatever the request's Accept-Encoding. */
+  readonly contentEncoding: 'gzip' | 'br' | undefined;
 }
 
 type MutableSwitches = { -readonly [K in keyof Switches]: Switches[K] };
@@ -54,7 +56,7 @@ export function parseSwitches(query: string): Switches {
 }
 
 const SWITCH_NAMES: ReadonlySet<string> = new Set([
-  'max_age', 'cc', 'status', 'delay', 'hang', 'tags', 'vary', 'etag', 'lm', 'set_cookie', 'h', 'chunked', 'slow_body', 'location',
+  'max_age', 'cc', 'status', 'delay', 'hang', 'tags', 'vary', 'etag', 'lm', 'set_cookie', 'h', 'chunked', 'slow_body', 'location', 'ce',
 ]);
 
 function isSwitch(key: string): boolean {
@@ -124,6 +126,10 @@ function apply(sw: MutableSwitches, key: string, value: string): void {
     case 'location':
       sw.location = headerValue(key, value);
       return;
+    case 'ce':
+      if (value !== 'gzip' && value !== 'br') throw bad(key, `expected gzip or br, got '${value}'`);
+      sw.contentEncoding = value;
+      return;
   }
 }
 
@@ -145,6 +151,7 @@ function blank(): MutableSwitches {
     chunked: false,
     slowBodyMs: undefined,
     location: undefined,
+    contentEncoding: undefined,
   };
 }
 

@@ -1,13 +1,18 @@
 // The security cascade in the access phase, built once at start from the `security` settings,
-// cheapest gates first as seed 003 orders them: origin lock-down (a string compare), geo and
-// referer (a header look), WAF (pattern matching), then the cryptographic gates (JWT, signed URLs,
-// token cookie). Each gate validates its own options; errors here are prefixed with the setting.
+// cheapest gates first as seed 003 orders them: origin lock-down (a string compare), IP lists (a
+// binary search), geo and referer (a header look), rate limits (a lookup in a lease table), WAF
+// (pattern matching), then the cryptographic gates (JWT, signed URLs, token cookie). Each gate
+// validates its own options; errors here are prefixed with the setting.
 import type { Logger } from 'pino';
 import type { OutpostConfig } from '../config/load.ts';
 import type { EdgeHooks } from '../edge/phases.ts';
 import { OutpostError } from '../errors.ts';
-import { geoBlock, jwtGate, originLock, refererCheck, signedUrls, tokenCookie } from './gates/index.ts';
+import type { DocBoard } from '../control/doc-board.ts';
+import { geoBlock, ipListGate, jwtGate, originLock, refererCheck, signedUrls, tokenCookie } from './gates/index.ts';
 import { waf } from './waf/waf.ts';
+import { rateLimit, type RateLimitChannel } from './ratelimit/index.ts';
+import { rateLimitSettings } from './ratelimit/policy.ts';
+import type { Registry } from 'prom-client';
 
 type Raw = Record<string, unknown>;
 
@@ -20,17 +25,51 @@ function build(setting: string, make: () => EdgeHooks): EdgeHooks {
   }
 }
 
+export interface SecurityDeps {
+  /** Stored documents (IP lists) of this process; absent when only checking the settings. */
+  readonly board?: DocBoard;
+  /** Told of every refusal, for the metrics: the gate's setting name and the status answered. */
+  readonly onRefusal?: (gate: string, status: number) => void;
+  /** The node's rate-limit authority (Coordinator.rateLimit); without it each limit counts in this process only. */
+  readonly rateLimit?: RateLimitChannel;
+  /** Where gates register their own metrics (outpost_ratelimit_*). */
+  readonly registry?: Registry;
+}
+
+/** Counts a gate's early answers without touching requests it lets through. */
+function counted(gate: string, hooks: EdgeHooks, onRefusal: (gate: string, status: number) => void): EdgeHooks {
+  const access = hooks.access;
+  if (!access) return hooks;
+  const note = (r: Awaited<ReturnType<typeof access>>) => {
+    if (typeof r === 'object' && r !== null) onRefusal(gate, r.status);
+    return r;
+  };
+  return {
+    ...hooks,
+    access(ctx) {
+      const r = access.call(hooks, ctx);
+      return r instanceof Promise ? r.then(note) : note(r);
+    },
+  };
+}
+
 /** The gates the settings switch on, in the order they run. */
-export function securityHooks(security: OutpostConfig['security'], log: Logger): EdgeHooks[] {
+export function securityHooks(security: OutpostConfig['security'], log: Logger, deps: SecurityDeps = {}): EdgeHooks[] {
   const hooks: EdgeHooks[] = [];
   const gate = (name: string, value: Raw | undefined, make: (o: Raw) => EdgeHooks) => {
     if (!value || value.enabled === false) return;
     const { enabled: _e, ...options } = value;
-    hooks.push(build(`security.${name}`, () => make({ ...options, log: log.child({ gate: name }) })));
+    const h = build(`security.${name}`, () => make({ ...options, log: log.child({ gate: name }) }));
+    hooks.push(deps.onRefusal ? counted(name.replace(/\.\d+$/, ''), h, deps.onRefusal) : h);
   };
   gate('originLock', security.originLock, (o) => originLock(o as never));
+  gate('ipLists', security.ipLists, (o) => ipListGate({ ...o, ...(deps.board ? { board: deps.board } : {}) } as never));
   gate('geo', security.geo, (o) => geoBlock(o as never));
   gate('referer', security.referer, (o) => refererCheck(o as never));
+  for (const r of rateLimitSettings(security.rateLimit)) {
+    const env = { index: r.index, ...(deps.rateLimit ? { channel: deps.rateLimit } : {}), ...(deps.registry ? { registry: deps.registry } : {}) };
+    gate(r.setting, r.options, (o) => rateLimit(o as never, env));
+  }
   gate('waf', security.waf, (o) => waf({ mode: 'block', ...o } as never));
   security.jwt.forEach((j, i) => gate(`jwt.${i}`, j, (o) => jwtGate({ name: `jwt-${i}`, ...o } as never)));
   gate('signedUrls', security.signedUrls, (o) => signedUrls(o as never));

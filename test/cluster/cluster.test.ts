@@ -107,6 +107,24 @@ describe('a node with two worker processes', () => {
     }
   });
 
+  it('applies an IP list written through the admin API in every worker, without a restart', async () => {
+    const n = await start({ security: { ipLists: { deny: ['blocked'] } } });
+    expect((await fanOut(`${n.base}/ip-list`, 20)).every((r) => r.status === 200)).toBe(true);
+    const put = await get(`${n.admin}/lists/blocked`, { method: 'PUT', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ entries: ['127.0.0.0/8'] }) });
+    expect(put.status).toBe(200);
+    const t0 = performance.now();
+    let statuses: number[] = [];
+    while (performance.now() - t0 < 5000) {
+      statuses = (await fanOut(`${n.base}/ip-list`, 20)).map((r) => r.status);
+      if (statuses.every((st) => st === 403)) break;
+      await sleep(20);
+    }
+    expect(statuses.every((st) => st === 403)).toBe(true);
+    const m = await get(`${n.admin}/metrics`);
+    const refused = [...m.text.matchAll(/^outpost_security_refusals_total\{gate="ipLists",status="403"\} (\d+)/gm)];
+    expect(refused.reduce((a, x) => a + Number(x[1]), 0)).toBeGreaterThanOrEqual(20);
+  });
+
   it('purges every worker and the shared disk tier', async () => {
     const n = await start();
     const p = '/purge-all-workers?max_age=60';

@@ -6,6 +6,8 @@
 //   cu:<id>    JSON of the CuSpec plus version and updatedAt
 //   seq        the last version given
 //   settings   JSON of the CuSettings
+//   doc:<name> JSON {name, version, updatedAt, value} of a document (rules, IP lists)
+//   docv:<name> the version of that document, so that a read parses only documents that changed
 //
 // Only synchronous LMDB calls are used: lmdb-js's asynchronous transactions hang on this machine.
 // The writes are tiny and this process is the only writer, so a synchronous commit is brief.
@@ -17,8 +19,8 @@ import { open as openLmdb, type RootDatabase } from 'lmdb';
 import { OutpostError } from '../../errors.ts';
 import type { CuRecord, CuSettings, CuSpec } from '../cu.ts';
 import { MemoryKv, normalizeKvReply, parseKvCommand, type KvArg } from './kv-commands.ts';
-import { checkSettings, checkSpec, decodeRecord, decodeSettings, encodeRecord } from './records.ts';
-import type { CuStore, StoreSnapshot } from './store.ts';
+import { checkDocName, checkSettings, checkSpec, decodeDoc, decodeRecord, decodeSettings, encodeDoc, encodeRecord } from './records.ts';
+import type { CuStore, StoreSnapshot, StoredDoc } from './store.ts';
 
 export interface EmbeddedCuStoreOptions {
   readonly path: string;
@@ -29,6 +31,9 @@ export interface EmbeddedCuStoreOptions {
 const CU_KEY = 'cu:';
 /** The first key after every `cu:` key (';' follows ':'). */
 const CU_END = 'cu;';
+const DOC_KEY = 'doc:';
+const DOCV_KEY = 'docv:';
+const DOCV_END = 'docv;';
 const SWEEP_INTERVAL_MS = 1000;
 const SWEEP_BATCH = 10_000;
 
@@ -39,6 +44,8 @@ export class EmbeddedCuStore implements CuStore {
   readonly #listeners = new Set<() => void>();
   readonly #kv: MemoryKv;
   readonly #sweeper: NodeJS.Timeout;
+  /** Parsed documents by name: a read re-parses only those whose version changed. */
+  readonly #docs = new Map<string, StoredDoc>();
   #closed = false;
 
   /** Opens (creating if needed) the store in the directory `opts.path`. Synchronous: LMDB opens synchronously. */
@@ -89,7 +96,56 @@ export class EmbeddedCuStore implements CuStore {
       if (rec.ok) cus.push(rec.value);
       else invalid.push({ id, error: rec.error });
     }
-    return { cus, settings: settings.ok ? settings.value : { enabled: true, skipHosts: [] }, invalid };
+    const docs: StoredDoc[] = [];
+    const names = new Set<string>();
+    for (const { key, value } of this.#db.getRange({ start: DOCV_KEY, end: DOCV_END })) {
+      const name = key.slice(DOCV_KEY.length);
+      names.add(name);
+      const cached = this.#docs.get(name);
+      if (cached && cached.version === Number(value)) {
+        docs.push(cached);
+        continue;
+      }
+      const raw = this.#db.get(DOC_KEY + name);
+      const doc = raw === undefined ? { error: 'missing' } : decodeDoc(name, raw);
+      if ('error' in doc) {
+        invalid.push({ id: DOC_KEY + name, error: doc.error });
+        continue;
+      }
+      this.#docs.set(name, doc);
+      docs.push(doc);
+    }
+    for (const name of this.#docs.keys()) if (!names.has(name)) this.#docs.delete(name);
+    docs.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+    return { cus, docs, settings: settings.ok ? settings.value : { enabled: true, skipHosts: [] }, invalid };
+  }
+
+  async putDoc(name: string, value: unknown): Promise<StoredDoc> {
+    this.#open();
+    checkDocName(name);
+    const doc = this.#db.transactionSync(() => {
+      const version = Number(this.#db.get('seq') ?? 0) + 1;
+      const d: StoredDoc = { name, version, updatedAt: new Date().toISOString(), value };
+      const text = encodeDoc(d);
+      this.#db.putSync('seq', String(version));
+      this.#db.putSync(DOC_KEY + name, text);
+      this.#db.putSync(DOCV_KEY + name, String(version));
+      return d;
+    });
+    this.#notify();
+    return doc;
+  }
+
+  async deleteDoc(name: string): Promise<boolean> {
+    this.#open();
+    checkDocName(name);
+    const removed = this.#db.transactionSync(() => {
+      const had = this.#db.removeSync(DOCV_KEY + name);
+      this.#db.removeSync(DOC_KEY + name);
+      return had;
+    });
+    if (removed) this.#notify();
+    return removed;
   }
 
   async put(spec: CuSpec): Promise<CuRecord> {

@@ -5,6 +5,7 @@ import { createHash } from 'node:crypto';
 import type { z } from 'zod';
 import { OutpostError } from '../../errors.ts';
 import { CuInputSchema, CuSettingsSchema, DEFAULT_CU_SETTINGS, type CuRecord, type CuSettings, type CuSpec } from '../cu.ts';
+import { DOC_NAME_RE, type StoredDoc } from './store.ts';
 
 export type Parsed<T> = { readonly ok: true; readonly value: T } | { readonly ok: false; readonly error: string };
 
@@ -93,4 +94,30 @@ export function decodeSettings(raw: string | null | undefined): Parsed<CuSetting
   }
   const parsed = CuSettingsSchema.safeParse(obj);
   return parsed.success ? { ok: true, value: parsed.data } : { ok: false, error: issues(parsed.error) };
+}
+
+export function checkDocName(name: string): string {
+  if (typeof name !== 'string' || !DOC_NAME_RE.test(name)) {
+    throw new OutpostError('BAD_REQUEST', `document name ${JSON.stringify(name)}: expected lower-case letters, digits, '-', '_', '.', ':' (at most 200)`);
+  }
+  return name;
+}
+
+/** The stored JSON of a document; refuses values JSON cannot carry. */
+export function encodeDoc(doc: StoredDoc): string {
+  const text = JSON.stringify(doc);
+  if (text === undefined) throw new OutpostError('BAD_REQUEST', `document ${doc.name}: the value is not JSON`);
+  return text;
+}
+
+export function decodeDoc(name: string, raw: string): StoredDoc | { error: string } {
+  try {
+    const d = JSON.parse(raw) as Partial<StoredDoc>;
+    if (typeof d !== 'object' || d === null || typeof d.version !== 'number' || !Number.isInteger(d.version) || typeof d.updatedAt !== 'string' || !('value' in d)) {
+      return { error: 'expected {"name", "version", "updatedAt", "value"}' };
+    }
+    return { name, version: d.version, updatedAt: d.updatedAt, value: d.value };
+  } catch (err) {
+    return { error: `not JSON: ${(err as Error).message}` };
+  }
 }

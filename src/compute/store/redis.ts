@@ -5,6 +5,8 @@
 //   <prefix>:cu-settings   JSON of the CuSettings
 //   <prefix>:cu-seq        counter that gives versions
 //   <prefix>:cu-changes    channel, one message after every write
+//   <prefix>:doc:<name>    a document (rules, IP lists): JSON {name, version, updatedAt, value}
+//   <prefix>:docs          hash: document name → version (what a read compares before fetching)
 //   <prefix>:data:<key>    what CU code stores through the CU data API (kv-commands.ts)
 //   coding_units + <id>    the seeds' layout (value "phase||code[||sampling]"), read as well
 //
@@ -20,8 +22,8 @@ import { Cluster, Redis, type ClusterOptions, type RedisOptions } from 'ioredis'
 import { OutpostError } from '../../errors.ts';
 import type { CuRecord, CuSettings, CuSpec } from '../cu.ts';
 import { dataPrefix, normalizeKvReply, parseKvCommand, type KvArg } from './kv-commands.ts';
-import { checkSettings, checkSpec, decodeRecord, decodeSeedValue, decodeSettings } from './records.ts';
-import type { CuStore, StoreSnapshot } from './store.ts';
+import { checkDocName, checkSettings, checkSpec, decodeDoc, decodeRecord, decodeSeedValue, decodeSettings } from './records.ts';
+import type { CuStore, StoreSnapshot, StoredDoc } from './store.ts';
 
 export interface RedisCuStoreOptions {
   readonly kind: 'redis' | 'redis-cluster';
@@ -39,11 +41,11 @@ export interface RedisCuStoreOptions {
 /** The seeds' set of CU ids (no prefix: the seeds wrote it with redis-cli as is). */
 export const SEED_SET_KEY = 'coding_units';
 
-type Client = Redis | Cluster;
+export type Client = Redis | Cluster;
 
 /** What one change message says; informative only, since any message makes nodes re-read. */
 export interface ChangeMessage {
-  readonly op: 'put' | 'delete' | 'settings';
+  readonly op: 'put' | 'delete' | 'settings' | 'doc' | 'doc-delete';
   readonly id?: string;
   readonly version?: number;
 }
@@ -58,6 +60,18 @@ const PUT_SCRIPT = `
 local v = redis.call('INCR', KEYS[1])
 redis.call('SET', KEYS[2], ARGV[1] .. ',"version":' .. v .. '}')
 redis.call('SADD', KEYS[3], ARGV[2])
+redis.call('PUBLISH', ARGV[3], ARGV[4] .. ',"version":' .. v .. '}')
+return v
+`;
+
+/**
+ * putDoc() likewise: next version, the document, its entry in the version hash, announce.
+ * KEYS: seq, doc, docs hash. ARGV: the document JSON without its closing brace, name, channel, message.
+ */
+const PUT_DOC_SCRIPT = `
+local v = redis.call('INCR', KEYS[1])
+redis.call('SET', KEYS[2], ARGV[1] .. ',"version":' .. v .. '}')
+redis.call('HSET', KEYS[3], ARGV[2], v)
 redis.call('PUBLISH', ARGV[3], ARGV[4] .. ',"version":' .. v .. '}')
 return v
 `;
@@ -88,6 +102,27 @@ function isReplyError(err: unknown): boolean {
   return err instanceof Error && err.name === 'ReplyError';
 }
 
+/**
+ * A command connection as Outpost uses them: no offline queue (a command fails fast while Redis is
+ * away instead of piling up), a timeout per command, reconnection backing off to 1 s.
+ */
+export function redisClient(o: { kind: 'redis' | 'redis-cluster'; urls: readonly string[]; commandTimeoutMs: number; name: string }): Client {
+  const common: RedisOptions = {
+    commandTimeout: o.commandTimeoutMs,
+    connectTimeout: Math.max(o.commandTimeoutMs, 1000),
+    connectionName: o.name,
+    maxRetriesPerRequest: 0,
+  };
+  if (o.kind === 'redis') return new Redis(o.urls[0]!, { ...common, enableOfflineQueue: false, retryStrategy: reconnectDelay });
+  const clusterOpts: ClusterOptions = {
+    enableOfflineQueue: false,
+    clusterRetryStrategy: reconnectDelay,
+    slotsRefreshTimeout: Math.max(o.commandTimeoutMs, 1000),
+    redisOptions: { ...common, ...urlOptions(o.urls[0]!) },
+  };
+  return new Cluster(o.urls.map(clusterNode), clusterOpts);
+}
+
 export class RedisCuStore implements CuStore {
   readonly kind: 'redis' | 'redis-cluster';
   readonly prefix: string;
@@ -98,6 +133,7 @@ export class RedisCuStore implements CuStore {
     readonly seq: string;
     readonly channel: string;
     readonly data: string;
+    readonly docs: string;
   };
   /** The seed-format set read besides our own records, if any. */
   readonly seedSet: string | undefined;
@@ -105,6 +141,8 @@ export class RedisCuStore implements CuStore {
   #subscriber: Client | undefined;
   #subscribed: Promise<unknown> | undefined;
   readonly #listeners = new Set<() => void>();
+  /** Parsed documents by name: a read fetches only those whose version changed. */
+  readonly #docs = new Map<string, StoredDoc>();
   #lastError: Error | undefined;
   #waitReady: Promise<void> | undefined;
   #closed = false;
@@ -134,25 +172,9 @@ export class RedisCuStore implements CuStore {
     this.commandTimeoutMs = opts.commandTimeoutMs;
     this.seedSet = opts.seedSet === false ? undefined : (opts.seedSet ?? SEED_SET_KEY);
     const p = opts.prefix;
-    this.keys = { ids: `${p}:cus`, settings: `${p}:cu-settings`, seq: `${p}:cu-seq`, channel: `${p}:cu-changes`, data: dataPrefix(p) };
+    this.keys = { ids: `${p}:cus`, settings: `${p}:cu-settings`, seq: `${p}:cu-seq`, channel: `${p}:cu-changes`, data: dataPrefix(p), docs: `${p}:docs` };
 
-    const common: RedisOptions = {
-      commandTimeout: opts.commandTimeoutMs,
-      connectTimeout: Math.max(opts.commandTimeoutMs, 1000),
-      connectionName: 'outpost-cu-store',
-      maxRetriesPerRequest: 0,
-    };
-    if (opts.kind === 'redis') {
-      this.#client = new Redis(urls[0]!, { ...common, enableOfflineQueue: false, retryStrategy: reconnectDelay });
-    } else {
-      const clusterOpts: ClusterOptions = {
-        enableOfflineQueue: false,
-        clusterRetryStrategy: reconnectDelay,
-        slotsRefreshTimeout: Math.max(opts.commandTimeoutMs, 1000),
-        redisOptions: { ...common, ...urlOptions(urls[0]!) },
-      };
-      this.#client = new Cluster(urls.map(clusterNode), clusterOpts);
-    }
+    this.#client = redisClient({ kind: opts.kind, urls, commandTimeoutMs: opts.commandTimeoutMs, name: 'outpost-cu-store' });
     this.#client.on('error', (err: Error) => {
       this.#lastError = err;
     });
@@ -219,11 +241,13 @@ export class RedisCuStore implements CuStore {
   async readAll(): Promise<StoreSnapshot> {
     return this.#run('readAll', async (c) => {
       const seedSet = this.seedSet;
-      const [ids, seedIds] = await Promise.all([c.smembers(this.keys.ids), seedSet === undefined ? [] : c.smembers(seedSet)]);
+      const [ids, seedIds, docVersions] = await Promise.all([c.smembers(this.keys.ids), seedSet === undefined ? [] : c.smembers(seedSet), c.hgetall(this.keys.docs)]);
       ids.sort();
+      const docNames = Object.keys(docVersions).sort();
+      const stale = docNames.filter((n) => this.#docs.get(n)?.version !== Number(docVersions[n]));
       // Seed keys carry no hash tag, so they may live on any node: fetched in parallel, one GET each.
       const [values, seedValues] = await Promise.all([
-        c.mget(this.keys.settings, ...ids.map((id) => this.#cuKey(id))),
+        c.mget(this.keys.settings, ...ids.map((id) => this.#cuKey(id)), ...stale.map((n) => this.#docKey(n))),
         Promise.all(seedIds.map((id) => c.get(id))),
       ]);
       const cus: CuRecord[] = [];
@@ -249,7 +273,15 @@ export class RedisCuStore implements CuStore {
         else invalid.push({ id, error: rec.error });
       });
       cus.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
-      return { cus, settings: settings.ok ? settings.value : { enabled: true, skipHosts: [] }, invalid };
+      stale.forEach((name, i) => {
+        const raw = values[1 + ids.length + i];
+        const doc = raw === null || raw === undefined ? { error: 'missing' } : decodeDoc(name, raw);
+        if ('error' in doc) invalid.push({ id: this.#docKey(name), error: doc.error });
+        else this.#docs.set(name, doc);
+      });
+      for (const name of this.#docs.keys()) if (!(name in docVersions)) this.#docs.delete(name);
+      const docs = docNames.flatMap((n) => this.#docs.get(n) ?? []);
+      return { cus, docs, settings: settings.ok ? settings.value : { enabled: true, skipHosts: [] }, invalid };
     });
   }
 
@@ -264,6 +296,35 @@ export class RedisCuStore implements CuStore {
     );
     if (typeof version !== 'number') throw new OutpostError('STORAGE', `CU store (${this.kind}): put ${checked.id}: unexpected reply ${String(version)}`);
     return { ...checked, version, updatedAt };
+  }
+
+  #docKey(name: string): string {
+    return `${this.prefix}:doc:${name}`;
+  }
+
+  async putDoc(name: string, value: unknown): Promise<StoredDoc> {
+    checkDocName(name);
+    const updatedAt = new Date().toISOString();
+    const text = JSON.stringify({ name, updatedAt, value });
+    if (text === undefined || !text.endsWith('}')) throw new OutpostError('BAD_REQUEST', `document ${name}: the value is not JSON`);
+    const announce = JSON.stringify({ op: 'doc', id: name } satisfies ChangeMessage).slice(0, -1);
+    const version = await this.#run(`putDoc ${name}`, (c) =>
+      c.eval(PUT_DOC_SCRIPT, 3, this.keys.seq, this.#docKey(name), this.keys.docs, text.slice(0, -1), name, this.keys.channel, announce),
+    );
+    if (typeof version !== 'number') throw new OutpostError('STORAGE', `CU store (${this.kind}): putDoc ${name}: unexpected reply ${String(version)}`);
+    return { name, version, updatedAt, value };
+  }
+
+  async deleteDoc(name: string): Promise<boolean> {
+    checkDocName(name);
+    const removed = await this.#run(`deleteDoc ${name}`, async (c) => {
+      const results = await c.multi().hdel(this.keys.docs, name).del(this.#docKey(name)).exec();
+      const failed = results?.find(([err]) => err);
+      if (!results || failed) throw failed?.[0] ?? new Error('the transaction was aborted');
+      return results[0]![1] === 1;
+    });
+    if (removed) await this.#publish({ op: 'doc-delete', id: name });
+    return removed;
   }
 
   async delete(id: string): Promise<boolean> {

@@ -149,6 +149,42 @@ export function describeCuStore(name: string, open: () => Promise<StoreHandle>, 
       expect(calls).toBe(before);
     });
 
+    it('keeps documents beside the CUs, each write with a new version from the same counter', async () => {
+      const { store } = await make();
+      const cu = await store.put(cuSpec({ id: 'a' }));
+      const d1 = await store.putDoc('rules', { rules: [{ id: 'r1' }] });
+      const d2 = await store.putDoc('iplist:blocked', { entries: ['10.0.0.0/8', '2001:db8::/32'] });
+      expect(d1.version).toBeGreaterThan(cu.version);
+      expect(d2.version).toBeGreaterThan(d1.version);
+      let snap = await store.readAll();
+      expect(snap.docs.map((d) => [d.name, d.version])).toEqual([
+        ['iplist:blocked', d2.version],
+        ['rules', d1.version],
+      ]);
+      expect(snap.docs[0]!.value).toEqual({ entries: ['10.0.0.0/8', '2001:db8::/32'] });
+      const d3 = await store.putDoc('rules', { rules: [] });
+      expect(d3.version).toBeGreaterThan(d2.version);
+      snap = await store.readAll();
+      expect(snap.docs.find((d) => d.name === 'rules')).toMatchObject({ version: d3.version, value: { rules: [] } });
+      expect(await store.deleteDoc('rules')).toBe(true);
+      expect(await store.deleteDoc('rules')).toBe(false);
+      snap = await store.readAll();
+      expect(snap.docs.map((d) => d.name)).toEqual(['iplist:blocked']);
+      expect(snap.cus.map((c) => c.id)).toEqual(['a']);
+    });
+
+    it('refuses a document with a bad name, and notifies subscribers of document writes', async () => {
+      const { store } = await make();
+      await expect(store.putDoc('Bad Name', {})).rejects.toMatchObject({ code: 'BAD_REQUEST' });
+      let calls = 0;
+      const unsubscribe = await store.subscribe(() => calls++);
+      await store.putDoc('rules', { rules: [] });
+      await eventually(() => calls >= 1, 1000, 'the document write');
+      await store.deleteDoc('rules');
+      await eventually(() => calls >= 2, 1000, 'the document delete');
+      unsubscribe();
+    });
+
     if (opts.shared) {
       it('notifies another instance of a change within 1 s', async () => {
         const h = await make();

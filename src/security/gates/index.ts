@@ -5,3 +5,4 @@ export { signedUrls, signUrl, signatureMessage, type SignedUrlOptions, type Sign
 export { tokenCookie, type TokenCookieOptions, type TokenValidator } from './token-cookie.ts';
 export { refererCheck, type RefererCheckOptions } from './referer.ts';
 export { geoBlock, GEO_COUNTRY_VAR, type GeoBlockOptions } from './geo.ts';
+export { ipListGate, type IpListGateOptions } from './ip-lists.ts';

@@ -1,0 +1,92 @@
+// A simulated network link: a TCP proxy on 127.0.0.1 that delays every chunk by a one-way latency
+// in each direction (plus optional jitter), keeping the bytes of each direction in order. The
+// mini-CDN (`outpost up`) puts one between client and PoP, PoP and shield, shield and origin, as
+// seed 004 simulates distance. A connection pays the latency on its handshake too (the first
+// bytes), like a real round trip.
+import { createServer, connect, type Server, type Socket } from 'node:net';
+
+export interface LinkOptions {
+  /** Where the link leads. */
+  readonly target: { readonly host: string; readonly port: number };
+  /** One-way delay in ms (a round trip costs twice this). */
+  readonly latencyMs: number;
+  /** Up to this many ms added at random per chunk (order is kept). */
+  readonly jitterMs?: number;
+  readonly name?: string;
+}
+
+export interface Link {
+  readonly name: string;
+  readonly port: number;
+  readonly url: string;
+  latencyMs: number;
+  /** Bytes carried in each direction. */
+  readonly stats: { toTarget: number; fromTarget: number; connections: number };
+  close(): Promise<void>;
+}
+
+export async function startLink(o: LinkOptions): Promise<Link> {
+  const sockets = new Set<Socket>();
+  const stats = { toTarget: 0, fromTarget: 0, connections: 0 };
+  const link = { latencyMs: o.latencyMs };
+  const jitter = o.jitterMs ?? 0;
+
+  const pipe = (from: Socket, to: Socket, count: (n: number) => void): void => {
+    // Each chunk is due `latency` after it arrived, but never before the previous one: order kept.
+    let lastDue = 0;
+    from.on('data', (d: Buffer) => {
+      count(d.length);
+      const delay = link.latencyMs + (jitter ? Math.random() * jitter : 0);
+      if (delay <= 0 && lastDue <= performance.now()) {
+        to.write(d);
+        return;
+      }
+      const due = Math.max(performance.now() + delay, lastDue);
+      lastDue = due;
+      setTimeout(() => to.write(d), due - performance.now());
+    });
+    from.on('end', () => {
+      const wait = Math.max(0, lastDue - performance.now());
+      setTimeout(() => to.end(), wait);
+    });
+  };
+
+  const server: Server = createServer((client) => {
+    stats.connections++;
+    const upstream = connect(o.target.port, o.target.host);
+    for (const s of [client, upstream]) {
+      sockets.add(s);
+      s.setNoDelay(true);
+      s.on('error', () => undefined);
+      s.on('close', () => {
+        sockets.delete(s);
+        client.destroy();
+        upstream.destroy();
+      });
+    }
+    pipe(client, upstream, (n) => (stats.toTarget += n));
+    pipe(upstream, client, (n) => (stats.fromTarget += n));
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => resolve());
+  });
+  const port = (server.address() as { port: number }).port;
+  return {
+    name: o.name ?? `link-${port}`,
+    port,
+    url: `http://127.0.0.1:${port}`,
+    get latencyMs() {
+      return link.latencyMs;
+    },
+    set latencyMs(v: number) {
+      link.latencyMs = v;
+    },
+    stats,
+    close: () =>
+      new Promise<void>((resolve) => {
+        for (const s of sockets) s.destroy();
+        server.close(() => resolve());
+      }),
+  };
+}
