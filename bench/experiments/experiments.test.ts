@@ -9,7 +9,7 @@ import { escapeXml, niceStep, renderChart } from './chart.ts';
 import { parseCli, runSuite, type CliOptions } from './cli.ts';
 import { EXPERIMENTS, selectExperiments, type Experiment } from './experiments.ts';
 import { DOC_BEGIN, DOC_END, findings, writeResults, type ExperimentSummary, type ExperimentsResult } from './report.ts';
-import { figuresFrom } from './runner.ts';
+import { figuresFrom, hotRequests } from './runner.ts';
 
 const root = fileURLToPath(new URL('../..', import.meta.url));
 const tmp = mkdtempSync(join(tmpdir(), 'outpost-experiments-test-'));
@@ -126,6 +126,13 @@ describe('experiment figures', () => {
     expect(f.edgeMaxOverAvg).toBe(2);
   });
 
+  it('counts origin requests for the hot items between two snapshots of the origin', () => {
+    const before = { '/path/item-1.ext?max_age=1': 2, '/path/item-7.ext?max_age=1': 1 };
+    const after = { '/path/item-1.ext?max_age=1': 5, '/path/item-5.ext?max_age=1': 1, '/path/item-6.ext?max_age=1': 4, '/path/item-7.ext?max_age=1': 3, '/health': 9 };
+    expect(hotRequests(before, after, 5)).toBe(4);
+    expect(hotRequests(before, after, 1)).toBe(3);
+  });
+
   it('checks the seed findings against the figures, either way', () => {
     const s = (id: string, hit: number, rps: number, maxOverAvg = 1): ExperimentSummary => ({
       experiment: EXPERIMENTS.find((e) => e.id === id) as Experiment,
@@ -138,6 +145,7 @@ describe('experiment figures', () => {
       errors: 0,
       hitRatioPct: { median: hit, min: hit, max: hit },
       originRequests: 10,
+      originHotRequests: 5,
       edgeMaxOverAvg: maxOverAvg,
       otherCpuPct: 0,
       edges: {},

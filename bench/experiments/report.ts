@@ -26,6 +26,7 @@ export interface ExperimentSummary {
   readonly errors: number;
   readonly hitRatioPct: Range;
   readonly originRequests: number;
+  readonly originHotRequests: number;
   readonly edgeMaxOverAvg: number;
   readonly otherCpuPct: number;
   /** Median per edge over the runs. */
@@ -93,6 +94,7 @@ export function summarise(experiments: readonly Experiment[], records: readonly 
         errors: med((r) => r.errors),
         hitRatioPct: range(ok.map((r) => r.hitRatioPct)),
         originRequests: med((r) => r.originRequests),
+        originHotRequests: med((r) => r.originHotRequests),
         edgeMaxOverAvg: med((r) => r.edgeMaxOverAvg),
         otherCpuPct: med((r) => r.otherCpuPct),
         edges,
@@ -173,7 +175,7 @@ export function findings(summaries: readonly ExperimentSummary[]): Finding[] {
       id: 'collapsing',
       claim: collapseClaim,
       verdict: close && diff >= 0 ? 'holds' : close ? 'partly holds' : 'does not hold',
-      figures: `req/s off ${fmt(off.rps.median)} vs on ${fmt(on.rps.median)} (${diff >= 0 ? '+' : ''}${fmt(diff * 100, 1)} % off vs on); origin requests off ${fmt(off.originRequests)} vs on ${fmt(on.originRequests)}; p99 off ${fmt(off.p99Ms, 1)} ms vs on ${fmt(on.p99Ms, 1)} ms`,
+      figures: `req/s off ${fmt(off.rps.median)} vs on ${fmt(on.rps.median)} (${diff >= 0 ? '+' : ''}${fmt(diff * 100, 1)} % off vs on); origin requests off ${fmt(off.originRequests)} vs on ${fmt(on.originRequests)}, of which for the ${on.experiment.mix.hotItems} hot items off ${fmt(off.originHotRequests)} vs on ${fmt(on.originHotRequests)}; p99 off ${fmt(off.p99Ms, 1)} ms vs on ${fmt(on.p99Ms, 1)} ms`,
     });
   }
   return out;
@@ -198,7 +200,7 @@ export function markdownTables(summaries: readonly ExperimentSummary[]): string 
     const edgeHead = edges.map(short).join(' / ');
     const runs = Math.max(...rows.map((r) => r.runs));
     out.push(`### ${info.title}`, '', `${info.setup}.${runs > 1 ? ` Median of ${runs} runs (min–max).` : ''}`, '');
-    out.push(`| ${info.variable} | req/s | p50 ms | p90 ms | p99 ms | errors | hit ratio | hit ratio per edge (${edgeHead}) | origin requests | requests per edge (${edgeHead}) | busiest edge / mean |`);
+    out.push(`| ${info.variable} | req/s | p50 ms | p90 ms | p99 ms | errors | hit ratio | hit ratio per edge (${edgeHead}) | origin requests (hot items) | requests per edge (${edgeHead}) | busiest edge / mean |`);
     out.push('|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
     for (const s of rows) {
       if (s.runs === 0) {
@@ -207,7 +209,7 @@ export function markdownTables(summaries: readonly ExperimentSummary[]): string 
       }
       out.push(
         `| ${s.experiment.label} | ${withRange(s.rps, (x) => fmt(x), s.runs)} | ${fmt(s.p50Ms, 1)} | ${fmt(s.p90Ms, 1)} | ${fmt(s.p99Ms, 1)} | ${fmt(s.errors)} | ` +
-          `${withRange(s.hitRatioPct, (x) => pct(x), s.runs)} | ${edges.map((e) => fmt(s.edges[e]?.hitRatioPct ?? NaN, 1)).join(' / ')} | ${fmt(s.originRequests)} | ` +
+          `${withRange(s.hitRatioPct, (x) => pct(x), s.runs)} | ${edges.map((e) => fmt(s.edges[e]?.hitRatioPct ?? NaN, 1)).join(' / ')} | ${fmt(s.originRequests)} (${fmt(s.originHotRequests)}) | ` +
           `${edges.map((e) => fmt(s.edges[e]?.requests ?? NaN)).join(' / ')} | ${fmt(s.edgeMaxOverAvg, 2)} |`,
       );
     }
@@ -251,15 +253,22 @@ export function panels(summaries: readonly ExperimentSummary[]): Panel[] {
     colors: [WHOLE],
     groups: rows.map((s) => ({ label: s.experiment.label, values: [f(s)] })),
   });
+  const originPanel = (title: string, rows: readonly ExperimentSummary[]): Panel => ({
+    title,
+    unit: 'requests',
+    series: ['all items', 'hot items'],
+    colors: [WHOLE, '#D55E00'],
+    groups: rows.map((s) => ({ label: s.experiment.label, values: [s.originRequests, s.originHotRequests] })),
+  });
   const ttl = of('ttl');
   if (ttl.length > 0) {
     out.push(hitPanel('TTL (max-age): hit ratio', ttl));
     out.push(single('TTL (max-age): throughput', 'req/s', ttl, (s) => s.rps.median, 'req/s'));
-    out.push(single('TTL (max-age): origin requests', 'requests', ttl, (s) => s.originRequests, 'origin requests'));
+    out.push(originPanel('TTL (max-age): origin requests', ttl));
   }
   const col = of('collapsing');
   if (col.length > 0) {
-    out.push(single('Collapsing: origin requests', 'requests', col, (s) => s.originRequests, 'origin requests'));
+    out.push(originPanel('Collapsing: origin requests', col));
     out.push(single('Collapsing: throughput', 'req/s', col, (s) => s.rps.median, 'req/s'));
     out.push({ title: 'Collapsing: latency', unit: 'ms', series: ['p50', 'p90', 'p99'], colors: LATENCY_COLORS, groups: col.map((s) => ({ label: s.experiment.label, values: [s.p50Ms, s.p90Ms, s.p99Ms] })) });
   }

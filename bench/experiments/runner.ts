@@ -55,6 +55,8 @@ export interface RunRecord {
   /** Busiest edge's requests over the mean per edge: 1 is perfectly flat. */
   readonly edgeMaxOverAvg: number;
   readonly originRequests: number;
+  /** Of which for the hot items (1..mix.hotItems): where collapsing matters, and what the TTL refreshes. */
+  readonly originHotRequests: number;
   /** Share of the machine used by processes other than this one and its load generator, in %. */
   readonly otherCpuPct: number;
   /** Raw response counts, "edge|X-Cache-Status|ok|bad". */
@@ -105,6 +107,18 @@ export function figuresFrom(counts: ResponseCounts, edgeNames: readonly string[]
   return { edges, hitRatioPct: total === 0 ? 0 : round((hits / total) * 100, 2), non2xx, edgeMaxOverAvg: mean === 0 ? 0 : round(Math.max(...perEdge) / mean, 2) };
 }
 
+const ITEM = /^\/path\/item-(\d+)\.ext/;
+
+/** Origin requests for items 1..hotItems between two snapshots of the origin's per-path counts. */
+export function hotRequests(before: Readonly<Record<string, number>>, after: Readonly<Record<string, number>>, hotItems: number): number {
+  let n = 0;
+  for (const [path, count] of Object.entries(after)) {
+    const m = ITEM.exec(path);
+    if (m && Number(m[1]) <= hotItems) n += count - (before[path] ?? 0);
+  }
+  return n;
+}
+
 function lbRequests(cdn: MiniCdn): { requests: number; inFlight: number } {
   let requests = 0;
   let inFlight = 0;
@@ -132,6 +146,7 @@ async function runOne(e: Experiment, rep: number, o: RunOptions, hooks: RunHooks
     });
     const running = cdn;
     const origin0 = running.origin.stats().requests;
+    const byPath0 = { ...running.origin.stats().byPath };
     const lb0 = lbRequests(running).requests;
     const cpu0 = cpuSnapshot([]);
     const t0 = performance.now();
@@ -151,7 +166,8 @@ async function runOne(e: Experiment, rep: number, o: RunOptions, hooks: RunHooks
     // The load generator stops with requests still on their way to the origin: let them land.
     for (let i = 0; i < 30 && lbRequests(running).inFlight > 0; i++) await sleep(100);
     const cpu = cpuShares(cpu0, cpuSnapshot([]));
-    const originRequests = running.origin.stats().requests - origin0;
+    const after = running.origin.stats();
+    const originRequests = after.requests - origin0;
     const f = figuresFrom(load.counts, running.pops.map((p) => p.name));
     return {
       experiment: e.id,
@@ -170,6 +186,7 @@ async function runOne(e: Experiment, rep: number, o: RunOptions, hooks: RunHooks
       edges: f.edges,
       edgeMaxOverAvg: f.edgeMaxOverAvg,
       originRequests,
+      originHotRequests: hotRequests(byPath0, after.byPath, e.mix.hotItems),
       otherCpuPct: cpu.otherPct,
       counts: load.counts,
     };
@@ -198,6 +215,7 @@ function failed(e: Experiment, rep: number, err: unknown): RunRecord {
     edges: {},
     edgeMaxOverAvg: NaN,
     originRequests: NaN,
+    originHotRequests: NaN,
     otherCpuPct: NaN,
     counts: {},
     error: err instanceof Error ? err.message : String(err),

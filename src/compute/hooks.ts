@@ -174,6 +174,14 @@ export function cuHooks(registry: CuRegistry, opts: CuHooksOptions): EdgeHooks {
     return out;
   };
 
+  /** Whether some body_filter CU may run for this host (before sampling). */
+  const bodyFilterFor = (host: string): boolean => {
+    const all = registry.phase('body_filter');
+    if (all.length === 0 || registry.skipped(host)) return false;
+    for (const e of all) if (e.hosts(host)) return true;
+    return false;
+  };
+
   /** Runs one CU; resolves to its output, or to 'failed' after recording why. */
   const runOne = async (e: CuEntry, input: CuRunInput): Promise<CuRunOutput | 'failed' | 'skipped'> => {
     const id = e.cu.id;
@@ -277,6 +285,9 @@ export function cuHooks(registry: CuRegistry, opts: CuHooksOptions): EdgeHooks {
       return list.length === 0 ? undefined : requestPhase('rewrite', ctx, list);
     },
     access(ctx) {
+      // body_filter CUs see bodies as the origin sent them: a response they may rewrite is not
+      // compressed by the edge (a rule can still say otherwise, having set ctx.compress first).
+      if (ctx.compress === undefined && bodyFilterFor(ctx.host)) ctx.compress = false;
       const list = selected('access', ctx);
       return list.length === 0 ? undefined : requestPhase('access', ctx, list);
     },

@@ -76,6 +76,17 @@ describe('computing units', () => {
     await removeCu('hls-tag');
   });
 
+  it('leaves uncompressed the responses a body_filter CU may rewrite, for clients that accept compression', async () => {
+    const url = `${s.base}/static/4k.txt?v=${Date.now()}`;
+    const ae = { host: 'zip.test', 'accept-encoding': 'br, gzip' };
+    expect((await get(`${url}&without-cu`, { headers: ae })).header('content-encoding')).toMatch(/^(br|gzip)$/);
+    await putCu({ id: 'stamp', phase: 'body_filter', code: "res.body = res.body + '<!-- stamped -->';", hosts: ['zip.test'] });
+    const r = await get(url, { headers: ae });
+    expect(r.header('content-encoding')).toBeUndefined();
+    expect(r.text.endsWith('<!-- stamped -->')).toBe(true);
+    await removeCu('stamp');
+  });
+
   it('exposes timings in X-Metrics-* response headers', async () => {
     await putCu({ id: 'metrics', phase: 'header_filter', code: example('metrics-headers.js'), hosts: ['m.test'] });
     const r = await get(`${s.base}/timed?delay=20`, { headers: { host: 'm.test' } });
