@@ -31,7 +31,8 @@ export async function startLink(o: LinkOptions): Promise<Link> {
   const link = { latencyMs: o.latencyMs };
   const jitter = o.jitterMs ?? 0;
 
-  const pipe = (from: Socket, to: Socket, count: (n: number) => void): void => {
+  /** Forwards `from` to `to` with the delay; returns when the last chunk forwarded is due. */
+  const pipe = (from: Socket, to: Socket, count: (n: number) => void): (() => number) => {
     // Each chunk is due `latency` after it arrived, but never before the previous one: order kept.
     let lastDue = 0;
     from.on('data', (d: Buffer) => {
@@ -45,10 +46,13 @@ export async function startLink(o: LinkOptions): Promise<Link> {
       lastDue = due;
       setTimeout(() => to.write(d), due - performance.now());
     });
+    // A half-close travels with the same delay, after the data before it.
     from.on('end', () => {
-      const wait = Math.max(0, lastDue - performance.now());
-      setTimeout(() => to.end(), wait);
+      const due = Math.max(performance.now() + link.latencyMs, lastDue);
+      lastDue = due;
+      setTimeout(() => to.end(), due - performance.now());
     });
+    return () => lastDue;
   };
 
   const server: Server = createServer((client) => {
@@ -58,14 +62,20 @@ export async function startLink(o: LinkOptions): Promise<Link> {
       sockets.add(s);
       s.setNoDelay(true);
       s.on('error', () => undefined);
-      s.on('close', () => {
-        sockets.delete(s);
-        client.destroy();
-        upstream.destroy();
-      });
     }
-    pipe(client, upstream, (n) => (stats.toTarget += n));
-    pipe(upstream, client, (n) => (stats.fromTarget += n));
+    const toTargetDue = pipe(client, upstream, (n) => (stats.toTarget += n));
+    const fromTargetDue = pipe(upstream, client, (n) => (stats.fromTarget += n));
+    // One side gone: the other goes too, once what was in flight towards it has been delivered
+    // (a server that answers and closes must not lose its answer in the link).
+    const closeOther = (other: Socket, due: () => number) => () => {
+      sockets.delete(other === client ? upstream : client);
+      setTimeout(() => {
+        other.destroy();
+        sockets.delete(other);
+      }, Math.max(0, due() - performance.now()) + 20);
+    };
+    upstream.on('close', closeOther(client, fromTargetDue));
+    client.on('close', closeOther(upstream, toTargetDue));
   });
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);

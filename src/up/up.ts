@@ -69,6 +69,8 @@ export interface MiniCdnOptions {
   readonly originLatency?: 'seed' | 'off';
   /** Redis URL for the shared store and fleet; default the embedded store and an in-memory fleet. */
   readonly redis?: string;
+  /** Key prefix (a hash tag) in Redis; default "{outpost}". */
+  readonly redisPrefix?: string;
   readonly lbPolicy?: 'rr' | 'leastconn' | 'chash' | 'bounded';
   /** First port (LB, LB admin, control, edges, shield, origin follow); 0: ephemeral ports. */
   readonly basePort?: number;
@@ -129,7 +131,7 @@ export async function startMiniCdn(o: MiniCdnOptions): Promise<MiniCdn> {
       fleet = new MemoryFleet();
     }
     const shared = (): { store?: CuStore; fleet?: Fleet } => ({ ...(store ? { store } : {}), ...(fleet ? { fleet: fleet.join() } : {}) });
-    const storeConfig = o.redis ? { kind: 'redis', url: o.redis } : { path: join(o.dir, 'store') };
+    const storeConfig = o.redis ? { kind: 'redis', url: o.redis, ...(o.redisPrefix ? { prefix: o.redisPrefix } : {}) } : { path: join(o.dir, 'store') };
     const nodeConfig = (name: string, role: 'edge' | 'shield', edgePort: number, adminPort: number, upstream: string, extra: Record<string, unknown> = {}) =>
       resolveConfig({
         edge: { host, port: edgePort, tlsPort: 0, workers: 1, name, tls: { dir: join(o.dir, 'tls') } },

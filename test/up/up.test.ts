@@ -49,13 +49,28 @@ describe('outpost up', () => {
     expect(originHits(cdn.origin, path)).toBe(1);
   });
 
+  it('keeps the origin at one request per object per freshness period across the three PoPs', async () => {
+    const path = `/api/ttl-${Date.now()}?max_age=1`;
+    const round = () => Promise.all(cdn.pops.map((p) => get(`${p.link.url}${path}`, { headers: HOST })));
+    await round();
+    await round();
+    expect(originHits(cdn.origin, path)).toBe(1);
+    // The shield's Age travels with its copies: every PoP's copy expires with the shield's.
+    await sleep(1100);
+    await round();
+    await round();
+    expect(originHits(cdn.origin, path)).toBe(2);
+  });
+
   it('refuses requests to the shield that do not come from an edge', async () => {
     const r = await get(`http://127.0.0.1:${cdn.shield.edge.port}/api/direct`, { headers: HOST });
     expect(r.status).toBe(403);
   });
 
   it('answers the routing API with an edge near the client, and moves off an edge that is down', async () => {
-    const near = JSON.parse((await get(`${cdn.controlUrl}/route?url=${encodeURIComponent('http://cdn.up.test/a')}&client=eu-west`)).text) as { edge: { name: string }; ranking: unknown[] };
+    const res = await get(`${cdn.controlUrl}/route?url=${encodeURIComponent('http://cdn.up.test/a')}&client=eu-west`);
+    expect(res.status, res.text).toBe(200);
+    const near = JSON.parse(res.text) as { edge: { name: string }; ranking: unknown[] };
     expect(near.edge.name).toBe('edge-eu-west');
     expect(near.ranking).toHaveLength(3);
     const topo = JSON.parse((await get(`${cdn.controlUrl}/topology`)).text) as { pops: Array<{ name: string }> };
@@ -110,4 +125,36 @@ describe('outpost up', () => {
       await prom.stop();
     }
   }, 40_000);
+});
+
+describe('outpost up with Redis', () => {
+  it('shares CUs, IP lists and purges between its nodes through Redis', async () => {
+    const d = tempDir();
+    const prefix = `{outpost-up-${Date.now()}}`;
+    const r = await startMiniCdn({ log: createLogger('silent'), dir: d, latencyScale: 0, basePort: 0, redis: 'redis://127.0.0.1:6379', redisPrefix: prefix });
+    try {
+      const json = { 'content-type': 'application/json' };
+      const cu = await get(`${r.controlUrl}/cus/tagger`, { method: 'PUT', headers: json, body: JSON.stringify({ phase: 'header_filter', code: "res.headers['x-tagged'] = 'yes';" }) });
+      expect(cu.status, cu.text).toBe(200);
+      let tagged: Array<string | undefined> = [];
+      for (let i = 0; i < 200 && !(tagged.length === 3 && tagged.every((t) => t === 'yes')); i++) {
+        tagged = await Promise.all(r.pops.map(async (p) => (await get(`${p.link.url}/api/t`, { headers: HOST })).header('x-tagged')));
+        await sleep(10);
+      }
+      expect(tagged).toEqual(['yes', 'yes', 'yes']);
+      const path = `/api/redis-purge-${Date.now()}?max_age=60`;
+      await Promise.all(r.pops.map((p) => get(`${p.link.url}${path}`, { headers: HOST })));
+      await get(`${r.controlUrl}/purge`, { method: 'POST', headers: json, body: JSON.stringify({ urls: [`http://cdn.up.test${path}`] }) });
+      let statuses: string[] = [];
+      for (let i = 0; i < 200; i++) {
+        statuses = await Promise.all(r.pops.map(async (p) => (await get(`${p.link.url}${path}`, { headers: HOST })).header('x-cache-status') ?? ''));
+        if (statuses.every((x) => x === 'MISS')) break;
+        await sleep(10);
+      }
+      expect(statuses).toEqual(['MISS', 'MISS', 'MISS']);
+    } finally {
+      await r.close();
+      rmSync(d, { recursive: true, force: true });
+    }
+  }, 30_000);
 });
