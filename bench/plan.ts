@@ -40,6 +40,8 @@ export function serverIdsFor(flags: readonly ServerFlag[]): ServerId[] {
   const ids: ServerId[] = [];
   for (const f of flags) {
     if (f === 'nginx') ids.push('nginx', 'nginx-nosendfile');
+    // Outpost with the security gates on is only planned by the scenarios that compare it with Outpost.
+    else if (f === 'outpost') ids.push('outpost', 'outpost-secure');
     else ids.push(f);
   }
   return ids;

@@ -10,6 +10,8 @@ import type { ServerId } from './servers/types.ts';
 import { median, round } from './stats.ts';
 import { SCENARIOS } from './scenarios/index.ts';
 import { HERD_ORIGIN_DELAY_MS } from './scenarios/herd.ts';
+import { COMPRESSION_OBJECTS, SECURITY_TARGET } from './scenarios/security.ts';
+import { DENIED_PROBE_ADDRESS, DENY_ENTRIES } from './servers/outpost-secure.ts';
 
 export interface Stat {
   readonly median: number;
@@ -156,7 +158,13 @@ function table(head: readonly string[], rows: readonly (readonly string[])[]): s
   return [line(head), line(head.map(() => '---')), ...rows.map(line)].join('\n');
 }
 
-const SERVER_LABEL: Record<ServerId, string> = { outpost: 'Outpost', nginx: 'nginx', 'nginx-nosendfile': 'nginx (sendfile off)', varnish: 'Varnish' };
+const SERVER_LABEL: Record<ServerId, string> = {
+  outpost: 'Outpost',
+  'outpost-secure': 'Outpost + security gates',
+  nginx: 'nginx',
+  'nginx-nosendfile': 'nginx (sendfile off)',
+  varnish: 'Varnish',
+};
 
 function throughputSection(s: readonly Summary[], ids: readonly string[], title: string): string | undefined {
   const present = ids.filter((id) => s.some((x) => x.scenario === id));
@@ -211,6 +219,71 @@ export interface BenchResult {
   readonly records: readonly RunRecord[];
   readonly summaries: readonly Summary[];
   readonly bars: readonly BarResult[];
+}
+
+/** Issue 5: the security gates' cost on HITs (share of plain Outpost) and compressions per object. */
+function securitySection(s: readonly Summary[], w1: PhaseSetup | undefined, w2: PhaseSetup | undefined): string | undefined {
+  const plain = find(s, 'sec-hit-1k-w1', 'outpost');
+  const secure = find(s, 'sec-hit-1k-w1', 'outpost-secure');
+  const comp = find(s, 'compress-w2', 'outpost');
+  if (!plain && !secure && !comp) return undefined;
+  const star = (x: Summary | undefined): string => (x && x.noisy > 0 ? ' \\*' : '');
+  const parts: string[] = ['### Issue 5: security and compression'];
+  if (plain || secure) {
+    const a = plain?.metrics['rps']?.median;
+    const b = secure?.metrics['rps']?.median;
+    const share = a !== undefined && b !== undefined && a > 0 ? b / a : undefined;
+    const result = share === undefined ? 'n/a' : share >= SECURITY_TARGET ? 'PASS' : 'FAIL';
+    const lat = (x: Summary | undefined): string => {
+      const m = x?.metrics;
+      return m?.['p50Ms'] && m['p99Ms'] ? `${ms(m['p50Ms'].median)} / ${ms(m['p99Ms'].median)} (${x?.serverCpuPct ?? '–'} %)` : '—';
+    };
+    const limited = secure?.metrics['rateLimited'];
+    parts.push(
+      `Cache HIT 1 KB, ${w1?.title ?? '1 worker'}: the same Outpost config without and with the security gates, two servers started in the ` +
+        `same run and measured alternately, with a browser's \`User-Agent\`, \`Referer\` and \`Accept\` on every request (the WAF ` +
+        `inspects them); median of the repetitions (min–max).\n\n` +
+        table(
+          ['', 'Outpost req/s', 'Outpost + gates req/s', 'Share', 'Target', 'Result'],
+          [['HIT 1 KB', `${fmtStat(plain?.metrics['rps'])}${star(plain)}`, `${fmtStat(secure?.metrics['rps'])}${star(secure)}`, share === undefined ? '—' : `${(share * 100).toFixed(1)} %`, `≥ ${SECURITY_TARGET * 100} %`, result]],
+        ) +
+        `\n\n${table(['p50 / p99 ms (server CPU)', 'Outpost', 'Outpost + gates'], [['HIT 1 KB', lat(plain), lat(secure)]])}` +
+        `\n\nGates: an IP deny list of ${DENY_ENTRIES.toLocaleString('en')} random IPv4 blocks (none contains 127.0.0.1) stored through ` +
+        `\`PUT /lists/bench-deny\` before warming; a node rate limit of 1,000,000/s (burst 1,000,000, key \`ip\`), far above the load, so ` +
+        `it never refuses but every request spends a leased token; the WAF in block mode. Before every run the bench checks that ` +
+        `\`GET /lists\` shows ${DENY_ENTRIES.toLocaleString('en')} entries, that a request from ${DENIED_PROBE_ADDRESS} (a loopback address inside ` +
+        `one of the list's blocks) gets 403 and an attack URL gets the WAF's 403 (each +1 in \`outpost_security_refusals_total\`), and ` +
+        `that \`outpost_ratelimit_mode\` shows the limit; requests refused by the rate limit during the runs: ` +
+        `${limited === undefined ? '—' : fmtInt(limited.max)}.`,
+    );
+  }
+  if (comp) {
+    const br = comp.metrics['brCompressions'];
+    const gz = comp.metrics['gzipCompressions'];
+    const n = comp.metrics['objects']?.median ?? COMPRESSION_OBJECTS;
+    const counts = (st: Stat | undefined): string => (st === undefined ? '—' : st.min === st.max ? fmtInt(st.median) : `${fmtInt(st.min)}–${fmtInt(st.max)}`);
+    const once = br !== undefined && gz !== undefined && br.min === n && br.max === n && gz.min === n && gz.max === n;
+    parts.push(
+      `Compression under a HIT load, ${w2?.title ?? '2 workers'}: ${fmtInt(n)} text objects of 16 KiB, fresh for each run and stored ` +
+        `first without compression, then asked for with \`Accept-Encoding: br\`, \`gzip\` and none in rotation; ` +
+        `\`outpost_compressions_total{encoding}\` (admin \`/metrics\`, all workers) read before and after each run.\n\n` +
+        table(
+          ['', 'req/s', 'p50 / p99 ms', 'HIT %', 'Compressions per run', 'Target', 'Result'],
+          [
+            [
+              'br / gzip / identity',
+              `${fmtStat(comp.metrics['rps'])}${star(comp)}`,
+              comp.metrics['p50Ms'] && comp.metrics['p99Ms'] ? `${ms(comp.metrics['p50Ms'].median)} / ${ms(comp.metrics['p99Ms'].median)}` : '—',
+              fmtStat(comp.metrics['hitPct'], (x) => x.toFixed(1)),
+              `br ${counts(br)} / gzip ${counts(gz)} for ${fmtInt(n)} objects`,
+              'once per object and coding',
+              br === undefined || gz === undefined ? 'n/a' : once ? 'PASS' : 'FAIL',
+            ],
+          ],
+        ),
+    );
+  }
+  return parts.join('\n\n');
 }
 
 export function markdownTables(r: BenchResult): string {
@@ -286,6 +359,8 @@ export function markdownTables(r: BenchResult): string {
         `so the sum of RSS overcounts; PSS (from \`/proc/PID/smaps_rollup\`) shares them out and sums to what the server costs the machine.`,
     );
   }
+  const issue5 = securitySection(s, w1, w2);
+  if (issue5) parts.push(issue5);
   if (r.bars.length > 0) {
     const mark = (p: boolean | undefined): string => (p === undefined ? 'n/a' : p ? 'PASS' : 'FAIL');
     parts.push(`### Bars (issue 3)\n\n${table(['Bar', 'Measured', 'Target', 'Result'], r.bars.map((b) => [b.bar, b.measured, b.target, `${mark(b.pass)}${b.noisy === true ? ' \\*' : ''}`]))}`);
@@ -351,6 +426,9 @@ them at the end.
 - **Loads**: wrk (HTTP/1.1 and HTTPS), h2load (h2; autocannon cannot speak h2), and two generators of the
   bench's own on \`node:net\`: the herd (all connections opened first, then every request written in one
   loop) and the idle keep-alive connections (each makes one request, then stays open).
+- **Issue 5** (Outpost only): \`sec-hit-1k-w1\` starts a second Outpost with the security gates on
+  (\`outpost-secure\`: IP deny list, rate limit, WAF) beside the plain one and alternates them on 1 KB HITs;
+  \`compress-w2\` counts \`outpost_compressions_total\` around a HIT load over fresh text objects.
 
 ## Reading the figures
 

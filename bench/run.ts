@@ -30,7 +30,7 @@ function availability(opts: BenchOptions, tools: ToolPaths): { available: Server
   const available: ServerId[] = [];
   const skipped: string[] = [];
   for (const id of serverIdsFor(opts.servers)) {
-    if (id === 'outpost') {
+    if (id === 'outpost' || id === 'outpost-secure') {
       if (outpostAvailable(root)) available.push(id);
       else skipped.push('Outpost: src/cli.ts is not in the tree yet');
     } else if (id === 'varnish') {

@@ -13,6 +13,7 @@ import type { RunningServer, ServerId } from './servers/types.ts';
 import * as nginx from './servers/nginx.ts';
 import * as varnish from './servers/varnish.ts';
 import * as outpost from './servers/outpost.ts';
+import * as outpostSecure from './servers/outpost-secure.ts';
 import type { Measurement, Metrics, RunContext, Scenario } from './scenarios/types.ts';
 import type { CpuShares } from './machine.ts';
 
@@ -54,6 +55,8 @@ async function startServer(env: RunnerEnv, phase: PlannedPhase, id: ServerId): P
   switch (id) {
     case 'outpost':
       return outpost.start(env.origin.port, workers, { ...base, bin: env.nodePath, root: env.root, tls: phase.tls });
+    case 'outpost-secure':
+      return outpostSecure.start(env.origin.port, workers, { ...base, bin: env.nodePath, root: env.root, tls: phase.tls });
     case 'nginx':
     case 'nginx-nosendfile':
       return nginx.start(env.origin.port, workers, { ...base, bin: env.tools.nginx ?? 'nginx', sendfile: id === 'nginx' });
@@ -77,6 +80,7 @@ function progressLine(r: RunRecord, index: number, total: number, scenario: Scen
   if (m['meanMs'] !== undefined) parts.push(`mean ${f(m['meanMs'], ' ms')}`);
   if (m['p99Ms'] !== undefined) parts.push(`p99 ${f(m['p99Ms'], ' ms')}`);
   if (scenario.group === 'herd') parts.push(`max ${f(m['maxMs'], ' ms')}`);
+  if (m['brCompressions'] !== undefined) parts.push(`compressions br ${m['brCompressions']} / gzip ${m['gzipCompressions'] ?? '–'} for ${m['objects'] ?? '?'} objects, ${f(m['hitPct'], ' % HIT', 1)}`);
   if (scenario.group === 'memory') parts.push(`RSS (PSS) idle ${f(m['idleTotalMiB'], '', 1)} (${f(m['idleTotalPssMiB'], '', 1)}), load ${f(m['loadTotalMiB'], '', 1)} (${f(m['loadTotalPssMiB'], '', 1)}), ${m['idleConnections'] ?? 0} conns ${f(m['connsTotalMiB'], '', 1)} (${f(m['connsTotalPssMiB'], '', 1)}) MiB`);
   if (r.cpu) parts.push(`CPU: other ${r.cpu.otherPct.toFixed(1)}%, server ${Math.round(r.cpu.serverPct)}%, load ${Math.round(r.cpu.loadPct)}%`);
   const status = r.error ? `FAILED: ${r.error.split('\n')[0]}` : r.discarded ? '→ discarded (busy machine), repeating' : r.noisy ? '(noisy, kept)' : '';

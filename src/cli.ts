@@ -9,6 +9,7 @@ import { listCommand } from './lists/list-cli.ts';
 import { nodesCommand } from './fleet/nodes-cli.ts';
 import { rulesCli } from './rules/rules-cli.ts';
 import { signCommand } from './security/sign-cli.ts';
+import { wafCommand } from './security/waf/waf-cli.ts';
 import { OutpostError } from './errors.ts';
 import { createLogger } from './log/logger.ts';
 import { runPrimary } from './node/primary.ts';
@@ -34,6 +35,8 @@ Usage:
   outpost rules get|set FILE|validate FILE|explain URL    the rules engine (outpost rules help)
   outpost nodes [--json]                                   the nodes of the fleet: role, state, version, hit ratio
   outpost list ls|show|add|remove|load|rm|check           IP lists for security.ipLists (outpost list help)
+  outpost waf rules get|set FILE|validate FILE · waf test URL
+                                                           WAF rules saved at run time, dry runs (outpost waf help)
   outpost sign URL --ttl 1h [--key-id ID] [--secret S]     print a signed URL (secret also from OUTPOST_SIGNING_SECRET)
   outpost help
 
@@ -167,6 +170,8 @@ async function main(argv: string[]): Promise<number> {
       return listCommand(rest, adminClient);
     case 'sign':
       return signCommand(rest);
+    case 'waf':
+      return wafCommand(rest, adminClient);
     case 'config': {
       const { values } = parseArgs({ args: rest, options: { config: { type: 'string', short: 'c' } } });
       console.log(JSON.stringify(loadConfig(values.config), null, 2));

@@ -76,6 +76,8 @@ export function renderPanel(p: Panel, x: number, y: number): string {
   const series = Math.max(1, p.series.length);
   const bw = Math.min(40, (gw * 0.8) / series);
   const color = (si: number): string => p.colors?.[si] ?? PALETTE[si % PALETTE.length] ?? '#000';
+  // Values are printed over the bars only when every one fits its bar's width (about 5.6 px a character).
+  const labelled = values.every((v) => formatValue(v).length * 5.6 <= bw);
   for (const [gi, g] of p.groups.entries()) {
     const gx = M.left + gi * gw + (gw - bw * series) / 2;
     for (const [si, v] of g.values.entries()) {
@@ -84,7 +86,7 @@ export function renderPanel(p: Panel, x: number, y: number): string {
       const by = yOf(v);
       const label = `${g.label} · ${p.series[si] ?? ''}: ${formatValue(v)} ${p.unit}`;
       out.push(`<rect class="bar" x="${n(bx + 1)}" y="${n(by)}" width="${n(Math.max(1, bw - 2))}" height="${n(M.top + h - by)}" fill="${color(si)}"><title>${escapeXml(label)}</title></rect>`);
-      if (bw >= 18) out.push(`<text class="value" x="${n(bx + bw / 2)}" y="${n(by - 3)}" text-anchor="middle">${escapeXml(formatValue(v))}</text>`);
+      if (labelled) out.push(`<text class="value" x="${n(bx + bw / 2)}" y="${n(by - 3)}" text-anchor="middle">${escapeXml(formatValue(v))}</text>`);
     }
     out.push(`<text class="group" x="${n(M.left + gi * gw + gw / 2)}" y="${M.top + h + 16}" text-anchor="middle">${escapeXml(g.label)}</text>`);
   }

@@ -8,8 +8,8 @@ import { which } from '../proc.ts';
 import { escapeXml, niceStep, renderChart } from './chart.ts';
 import { parseCli, runSuite, type CliOptions } from './cli.ts';
 import { EXPERIMENTS, selectExperiments, type Experiment } from './experiments.ts';
-import { DOC_BEGIN, DOC_END, findings, writeResults, type ExperimentSummary, type ExperimentsResult } from './report.ts';
-import { figuresFrom, hotRequests } from './runner.ts';
+import { DOC_BEGIN, DOC_END, findings, summarise, writeResults, type ExperimentSummary, type ExperimentsResult } from './report.ts';
+import { figuresFrom, hotRequests, type RunRecord } from './runner.ts';
 
 const root = fileURLToPath(new URL('../..', import.meta.url));
 const tmp = mkdtempSync(join(tmpdir(), 'outpost-experiments-test-'));
@@ -40,7 +40,7 @@ function xmlTags(text: string): string[] {
 }
 
 async function tinyOptions(only: string, driver: 'node' | 'wrk', outDir: string): Promise<CliOptions> {
-  const o = await parseCli(['--only', only, '--duration', '1s', '--reps', '1', '--connections', '2', '--threads', '1', '--driver', driver, '--out', outDir]);
+  const o = await parseCli(['--only', only, '--duration', '1s', '--reps', '1', '--connections', '2', '--threads', '1', '--driver', driver, '--out', outDir, '--max-other-cpu', '100']);
   if (o === 'help') throw new Error('unexpected help');
   return o;
 }
@@ -131,6 +131,18 @@ describe('experiment figures', () => {
     const after = { '/path/item-1.ext?max_age=1': 5, '/path/item-5.ext?max_age=1': 1, '/path/item-6.ext?max_age=1': 4, '/path/item-7.ext?max_age=1': 3, '/health': 9 };
     expect(hotRequests(before, after, 5)).toBe(4);
     expect(hotRequests(before, after, 1)).toBe(3);
+  });
+
+  it('summarises the runs kept: medians with min–max, discarded and failed runs left out', () => {
+    const run = (rps: number, extra: Partial<RunRecord> = {}): RunRecord => ({
+      experiment: 'ttl-1s', rep: 1, attempt: 1, discarded: false, requests: rps, durationS: 1, rps, p50Ms: 1, p90Ms: 2, p99Ms: 3, maxMs: 4,
+      errors: 0, non2xx: 0, socketErrors: 0, hitRatioPct: 90, edgeMaxOverAvg: 1, originRequests: 10, originHotRequests: 1, otherCpuPct: 0,
+      edges: { 'edge-a': { requests: rps, hits: rps, hitRatioPct: 90 } }, counts: {}, ...extra,
+    });
+    const [s] = summarise(EXPERIMENTS, [run(100), run(1_000_000, { discarded: true }), run(300), run(200), run(NaN, { error: 'boom' })]);
+    expect(s?.rps).toEqual({ median: 200, min: 100, max: 300 });
+    expect(s?.edges['edge-a']?.requests).toBe(200);
+    expect([s?.runs, s?.failed, s?.errorsSeen]).toEqual([3, 1, ['boom']]);
   });
 
   it('checks the seed findings against the figures, either way', () => {

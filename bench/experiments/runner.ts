@@ -24,7 +24,16 @@ export interface RunOptions {
   /** wrk for the wrk driver, a Node 24 binary for the node driver. */
   readonly bin: string;
   readonly logLevel: string;
+  /** A run during which other processes used more of the machine than this (%) is repeated… */
+  readonly maxOtherCpuPct: number;
+  /** …up to this many attempts in all… */
+  readonly maxAttempts: number;
+  /** …while the suite can still end within this many seconds. */
+  readonly budgetS: number;
 }
+
+/** Seconds to start and stop a mini-CDN around a run, for estimates. */
+export const RUN_OVERHEAD_S = 1.5;
 
 /** X-Cache-Status values that mean the edge answered without going forward. */
 export const HIT_STATUSES: ReadonlySet<string> = new Set(['HIT', 'UPDATING', 'STALE']);
@@ -39,6 +48,9 @@ export interface EdgeFigures {
 export interface RunRecord {
   readonly experiment: string;
   readonly rep: number;
+  readonly attempt: number;
+  /** Other processes were busy: a later attempt replaced this run, and the tables leave it out. */
+  readonly discarded: boolean;
   readonly requests: number;
   readonly durationS: number;
   readonly rps: number;
@@ -130,7 +142,9 @@ function lbRequests(cdn: MiniCdn): { requests: number; inFlight: number } {
   return { requests, inFlight };
 }
 
-async function runOne(e: Experiment, rep: number, o: RunOptions, hooks: RunHooks): Promise<RunRecord> {
+type Measured = Omit<RunRecord, 'attempt' | 'discarded'>;
+
+async function runOne(e: Experiment, rep: number, o: RunOptions, hooks: RunHooks): Promise<Measured> {
   const dir = mkdtempSync(join(tmpdir(), `outpost-experiment-${e.id}-`));
   let cdn: MiniCdn | undefined;
   let timer: NodeJS.Timeout | undefined;
@@ -197,7 +211,7 @@ async function runOne(e: Experiment, rep: number, o: RunOptions, hooks: RunHooks
   }
 }
 
-function failed(e: Experiment, rep: number, err: unknown): RunRecord {
+function failed(e: Experiment, rep: number, err: unknown): Measured {
   return {
     experiment: e.id,
     rep,
@@ -222,22 +236,34 @@ function failed(e: Experiment, rep: number, err: unknown): RunRecord {
   };
 }
 
-/** Every experiment `reps` times, each run on a fresh mini-CDN; a failed run is recorded, not thrown. */
+/**
+ * Every experiment `reps` times, each run on a fresh mini-CDN; a failed run is recorded, not thrown.
+ * A run disturbed by other processes is recorded as discarded and done again while time allows.
+ */
 export async function runExperiments(experiments: readonly Experiment[], o: RunOptions, hooks: RunHooks = {}): Promise<RunRecord[]> {
   const records: RunRecord[] = [];
   const total = experiments.length * o.reps;
+  const perRunS = o.durationS + RUN_OVERHEAD_S;
+  const t0 = performance.now();
   let index = 0;
   for (let rep = 1; rep <= o.reps; rep++) {
     for (const e of experiments) {
-      hooks.start?.(index, total, e, rep);
-      let record: RunRecord;
-      try {
-        record = await runOne(e, rep, o, hooks);
-      } catch (err) {
-        record = failed(e, rep, err);
+      for (let attempt = 1; ; attempt++) {
+        hooks.start?.(index, total, e, rep);
+        let m: Measured;
+        try {
+          m = await runOne(e, rep, o, hooks);
+        } catch (err) {
+          m = failed(e, rep, err);
+        }
+        const elapsedS = (performance.now() - t0) / 1_000;
+        const aheadS = (total - index) * perRunS;
+        const again = m.error === undefined && m.otherCpuPct > o.maxOtherCpuPct && attempt < o.maxAttempts && elapsedS + aheadS <= o.budgetS;
+        const record: RunRecord = { ...m, attempt, discarded: again };
+        records.push(record);
+        hooks.done?.(index, total, e, record);
+        if (!again) break;
       }
-      records.push(record);
-      hooks.done?.(index, total, e, record);
       index++;
     }
   }

@@ -6,6 +6,7 @@ import { memoryScenario } from './memory.ts';
 import { herdScenario } from './herd.ts';
 import { longTailScenario } from './longtail.ts';
 import { cuOverheadScenario, cuPropagationScenario } from './compute.ts';
+import { compressionScenario, securityHitScenario } from './security.ts';
 import type { Scenario } from './types.ts';
 
 export const SCENARIOS: readonly Scenario[] = [
@@ -19,12 +20,14 @@ export const SCENARIOS: readonly Scenario[] = [
   cuOverheadScenario(0, 'w1'),
   cuOverheadScenario(1, 'w1'),
   cuOverheadScenario(5, 'w1'),
+  securityHitScenario('w1'),
   hitScenario('1k', 'w2'),
   hitScenario('16k', 'w2'),
   hitScenario('256k', 'w2'),
   herdScenario('w2'),
   longTailScenario('w2'),
   cuPropagationScenario('w2'),
+  compressionScenario('w2'),
 ];
 
 /** Scenarios selected by --only (ids or prefixes such as `hit` or `hit-1k`). */

@@ -13,6 +13,8 @@ export interface ThroughputRun {
   readonly durationS: number;
   /** Overrides the phase's scheme/port (HTTPS runs). */
   readonly url?: string;
+  /** wrk Lua for the warm-up and the measured run (e.g. request headers). */
+  readonly lua?: string;
 }
 
 export function wrkLoad(ctx: RunContext, url: string, durationS: number): WrkLoad {
@@ -26,14 +28,15 @@ export async function warmThenMeasure(ctx: RunContext, server: RunningServer, ru
   for (let i = 0; i < 2; i++) await httpGet(server.port, run.path);
   const url = run.url ?? `http://127.0.0.1:${server.port}${run.path}`;
   // Warms JIT, connection pools and page cache, and fills the cache of every worker.
-  if (ctx.firstRun) await runWrk(wrk, wrkLoad(ctx, url, ctx.opts.warmupS));
+  const withLua = (l: WrkLoad): WrkLoad => (run.lua === undefined ? l : { ...l, lua: run.lua });
+  if (ctx.firstRun) await runWrk(wrk, withLua(wrkLoad(ctx, url, ctx.opts.warmupS)));
   if (run.expectCache !== undefined) {
     const probe = await httpGet(server.port, run.path);
     const status = String(probe.headers['x-cache-status'] ?? 'none');
     if (!status.toUpperCase().startsWith(run.expectCache)) notes.push(`after warm-up X-Cache-Status was ${status}, expected ${run.expectCache}`);
   }
   const originBefore = await ctx.origin.requests();
-  const { value: load, cpu } = await ctx.window(server, () => runWrk(wrk, wrkLoad(ctx, url, run.durationS)));
+  const { value: load, cpu } = await ctx.window(server, () => runWrk(wrk, withLua(wrkLoad(ctx, url, run.durationS))));
   const originRequests = (await ctx.origin.requests()) - originBefore;
   if (load.errors > 0) notes.push(`${load.errors} errors`);
   return {

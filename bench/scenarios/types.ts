@@ -48,7 +48,7 @@ export interface Scenario {
   readonly id: string;
   /** Row label in the report. */
   readonly title: string;
-  readonly group: 'hit' | 'pass' | 'herd' | 'longtail' | 'tls' | 'memory';
+  readonly group: 'hit' | 'pass' | 'herd' | 'longtail' | 'tls' | 'memory' | 'security';
   readonly phase: PhaseId;
   readonly servers: readonly ServerId[];
   /** Repeated and interleaved (median of N); false runs once per server at the end of its phase. */

@@ -10,6 +10,10 @@ import type { RunningServer, StartOptions } from './types.ts';
 export interface OutpostOptions extends StartOptions {
   /** The project root, where src/cli.ts lives. */
   readonly root: string;
+  /** Server id in the results (default `outpost`). */
+  readonly id?: 'outpost' | 'outpost-secure';
+  /** Top-level config sections added to the bench's config (e.g. `security`). */
+  readonly extra?: Readonly<Record<string, unknown>>;
 }
 
 export function outpostConfig(p: { port: number; tlsPort: number; adminPort: number; originPort: number; workers: number; dir: string }): object {
@@ -34,11 +38,11 @@ export async function start(originPort: number, workers: number, opts: OutpostOp
   const tlsPort = opts.tls === true ? await freePort() : 0;
   const adminPort = await freePort();
   const file = join(opts.dir, 'outpost.json');
-  writeFileSync(file, JSON.stringify(outpostConfig({ port, tlsPort, adminPort, originPort, workers, dir: opts.dir }), null, 2));
+  writeFileSync(file, JSON.stringify({ ...outpostConfig({ port, tlsPort, adminPort, originPort, workers, dir: opts.dir }), ...opts.extra }, null, 2));
   const proc = startProcess(opts.bin, [join(opts.root, 'src/cli.ts'), 'start', '--config', file], { cpus: opts.cpus, cwd: opts.root });
   await waitUntil('outpost', proc, 45_000, async () => (await httpGet(port, '/health', { timeoutMs: 1_000 })).status === 200);
   return {
-    id: 'outpost',
+    id: opts.id ?? 'outpost',
     port,
     tlsPort: tlsPort === 0 ? undefined : tlsPort,
     adminPort,

@@ -1,7 +1,10 @@
 // What every server under test looks like to the bench, whatever it is.
 
-/** The servers the bench can measure; nginx-nosendfile is nginx with `sendfile off`, for large objects. */
-export const SERVER_IDS = ['outpost', 'nginx', 'nginx-nosendfile', 'varnish'] as const;
+/**
+ * The servers the bench can measure; nginx-nosendfile is nginx with `sendfile off`, for large objects;
+ * outpost-secure is Outpost with issue 5's security gates on (IP deny list, rate limit, WAF).
+ */
+export const SERVER_IDS = ['outpost', 'outpost-secure', 'nginx', 'nginx-nosendfile', 'varnish'] as const;
 export type ServerId = (typeof SERVER_IDS)[number];
 
 export interface StartOptions {

@@ -113,7 +113,9 @@ export class Compression {
     let grant: LockGrant | undefined;
     if (this.#d.collapser) {
       grant = await this.#d.collapser.acquire(vkey);
-      // Made meanwhile, by the writer we waited for or by another worker before we asked.
+      // Made meanwhile, by the writer we waited for or by another worker before we asked: read
+      // past any snapshot that predates that worker's write.
+      for (const t of this.#d.tiers) t.refresh?.();
       const done = this.find(vkey, rt);
       if (done) {
         if (grant.role === 'writer') grant.release('stored');

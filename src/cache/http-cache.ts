@@ -350,6 +350,8 @@ export class HttpCache {
     let grant: LockGrant | undefined;
     if (this.deps.collapser) {
       grant = await this.deps.collapser.acquire(key);
+      // Whatever another worker stored while we waited must be visible to the lookups below.
+      for (const t of this.deps.tiers) t.refresh?.();
       if (grant.role === 'reader') {
         ctx.collapsed = true;
         // A refresh (prefetch) wants a copy fetched after it was asked for, not the fill it waited on.

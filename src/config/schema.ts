@@ -138,6 +138,9 @@ export const ConfigSchema = z.object({
       shutdownGrace: duration.prefault(10),
       xForwardedFor: bool.default(true),
       via: bool.default(true),
+      /** Peers whose X-Forwarded-For (realIpHeader) is believed for the client address, like nginx's set_real_ip_from. */
+      trustedProxies: z.array(cidr).default([]),
+      realIpHeader: z.string().regex(/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/, 'expected a header name').default('x-forwarded-for'),
     })
     .prefault({}),
   limits: z

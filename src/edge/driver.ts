@@ -5,6 +5,7 @@ import type { OutgoingHttpHeaders, ServerResponse } from 'node:http';
 import type { Http2ServerResponse } from 'node:http2';
 import { Readable, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
+import type { RealIp } from './real-ip.ts';
 import type { Logger } from 'pino';
 import type { Outgoing } from '../cache/http-cache.ts';
 import { withVariant } from '../cache/key.ts';
@@ -38,17 +39,20 @@ export interface DriverOptions {
   readonly prefetchToken: string;
   /** True while draining for shutdown: responses carry Connection: close. */
   readonly draining: () => boolean;
+  /** The client address behind trusted proxies (edge.trustedProxies); absent: the connection's peer. */
+  readonly realIp?: RealIp | undefined;
 }
 
 type HookFn<P extends HookPhase> = NonNullable<EdgeHooks[P]>;
 
 /** Validates hook sets once at start: unknown phase names are refused (Fastify-style). */
 export function checkHooks(hooks: readonly EdgeHooks[]): void {
-  const allowed = new Set<string>(['name', 'wantsBody', ...HOOK_PHASES]);
+  const allowed = new Set<string>(['name', 'wantsBody', 'wantsRequestBody', 'inspectBody', ...HOOK_PHASES]);
   for (const h of hooks) {
     for (const k of Object.keys(h)) {
       if (!allowed.has(k)) throw new OutpostError('CONFIG_INVALID', `hooks "${h.name}": unknown phase "${k}" (phases: ${HOOK_PHASES.join(', ')})`);
     }
+    if (h.inspectBody && !h.wantsRequestBody) throw new OutpostError('CONFIG_INVALID', `hooks "${h.name}": inspectBody needs wantsRequestBody (how many bytes of which bodies it wants)`);
   }
 }
 
@@ -133,12 +137,67 @@ async function wholeBody(body: Readable, limit: number, tooLarge: () => void): P
   }
 }
 
+/**
+ * Reads at least `want` bytes of a request body (fewer if it is shorter) and leaves the rest
+ * unread in the stream. `req` is watched because `pipe` does not pass on a client that went away.
+ */
+function readPrefix(req: NodeRequest, body: Readable, want: number): Promise<{ chunks: Buffer[]; size: number; ended: boolean }> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    const off = () => {
+      body.off('readable', onReadable);
+      body.off('end', onEnd);
+      body.off('error', onError);
+      req.off('close', onClose);
+    };
+    const onReadable = () => {
+      for (let c = body.read() as Buffer | null; c !== null; c = body.read() as Buffer | null) {
+        chunks.push(c);
+        size += c.length;
+        if (size >= want) {
+          off();
+          resolve({ chunks, size, ended: false });
+          return;
+        }
+      }
+    };
+    const onEnd = () => {
+      off();
+      resolve({ chunks, size, ended: true });
+    };
+    const onError = (err: Error) => {
+      off();
+      reject(err);
+    };
+    const onClose = () => {
+      if (req.complete) return;
+      off();
+      reject(new OutpostError('BAD_REQUEST', 'the client went away while sending the request body'));
+    };
+    body.on('readable', onReadable);
+    body.once('end', onEnd);
+    body.once('error', onError);
+    req.once('close', onClose);
+  });
+}
+
+/**
+ * Reads and drops the rest of a refused request's body so that a keep-alive connection can carry
+ * the next request; past limits.maxBodyBytes the request (and its connection) is dropped instead.
+ */
+function discardBody(req: NodeRequest, body: Readable): void {
+  body.once('error', () => req.destroy());
+  body.resume();
+}
+
 export class Driver {
   private readonly o: DriverOptions;
   private readonly rewrite: HookFn<'rewrite'>[];
   private readonly access: HookFn<'access'>[];
   private readonly headerFilter: HookFn<'header_filter'>[];
   private readonly bodyFilter: Array<{ filter: HookFn<'body_filter'>; wants?: (ctx: RequestContext, head: ResponseHead) => boolean }>;
+  private readonly bodyInspect: Array<{ wants: NonNullable<EdgeHooks['wantsRequestBody']>; inspect: NonNullable<EdgeHooks['inspectBody']> }>;
   private readonly logHooks: HookFn<'log'>[];
 
   constructor(o: DriverOptions) {
@@ -150,6 +209,7 @@ export class Driver {
     this.headerFilter = o.hooks.flatMap((h) => (h.header_filter ? [h.header_filter.bind(h)] : []));
     this.bodyFilter = o.hooks.flatMap((h) => (h.body_filter ? [{ filter: h.body_filter.bind(h), ...(h.wantsBody ? { wants: h.wantsBody.bind(h) } : {}) }] : []));
     this.logHooks = o.hooks.flatMap((h) => (h.log ? [h.log.bind(h)] : []));
+    this.bodyInspect = o.hooks.flatMap((h) => (h.inspectBody && h.wantsRequestBody ? [{ wants: h.wantsRequestBody.bind(h), inspect: h.inspectBody.bind(h) }] : []));
   }
 
   /** The request listener for both the cleartext and the TLS server. */
@@ -161,7 +221,8 @@ export class Driver {
     const scheme = (req.socket as { encrypted?: boolean }).encrypted ? 'https' : 'http';
     let ctx: RequestContext;
     try {
-      ctx = createContext(req, scheme, clientAddress(req.socket.remoteAddress));
+      const peer = clientAddress(req.socket.remoteAddress);
+      ctx = createContext(req, scheme, this.o.realIp ? this.o.realIp(peer, req.headers) : peer);
     } catch (err) {
       const e = toOutpostError(err, 'BAD_REQUEST');
       this.o.metrics.clientErrors.inc({ code: e.code });
@@ -240,12 +301,52 @@ export class Driver {
       const len = Number(req.headers['content-length'] ?? 0);
       if (len > this.o.maxBodyBytes) throw new OutpostError('BODY_TOO_LARGE', `request body of ${len} bytes exceeds limits.maxBodyBytes (${this.o.maxBodyBytes})`);
       const hasBody = len > 0 || req.headers['transfer-encoding'] !== undefined || (req.httpVersionMajor === 2 && !req.readableEnded);
-      if (hasBody) body = (req as Readable).pipe(limitBody(this.o.maxBodyBytes));
+      if (hasBody) {
+        body = (req as Readable).pipe(limitBody(this.o.maxBodyBytes));
+        if (this.bodyInspect.length) {
+          const r = await this.inspectBody(ctx, req, body);
+          if (!(r instanceof Readable)) return r;
+          body = r;
+        }
+      }
     }
     const refresh = ctx.headers['x-outpost-prefetch'] === this.o.prefetchToken;
     if (refresh) delete ctx.headers['x-outpost-prefetch'];
     // `return await`: an async function that returns a promise unwraps it one microtask later.
     return await this.o.stages.serve(ctx, body, refresh);
+  }
+
+  /**
+   * Shows the first bytes of the request body to the hooks that want them. Returns the body for
+   * the origin — the same stream with what was read put back — or the early answer of a hook.
+   */
+  private async inspectBody(ctx: RequestContext, req: NodeRequest, body: Readable): Promise<Readable | Outgoing> {
+    let want = 0;
+    let inspectors: typeof this.bodyInspect | undefined;
+    for (const b of this.bodyInspect) {
+      const n = b.wants(ctx);
+      if (n > 0) {
+        (inspectors ??= []).push(b);
+        if (n > want) want = n;
+      }
+    }
+    if (!inspectors) return body;
+    const { chunks, size, ended } = await readPrefix(req, body, Math.min(want, this.o.maxBodyBytes));
+    const read = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size);
+    const prefix = read.length > want ? read.subarray(0, want) : read;
+    for (const b of inspectors) {
+      const p = b.inspect(ctx, prefix);
+      const r = isPromiseLike(p) ? await p : p;
+      if (r && r !== 'continue') ctx.early = r;
+      if (ctx.early) {
+        discardBody(req, body);
+        return earlyToOutgoing(ctx.early);
+      }
+    }
+    // A stream cannot take data back after its 'end': a body read to the end starts afresh.
+    if (ended) return Readable.from([read], { objectMode: false });
+    if (read.length) body.unshift(read);
+    return body;
   }
 
   /** Writes the response; returns a promise only when the body is a stream still being piped. */

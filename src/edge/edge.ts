@@ -23,6 +23,7 @@ import type { TlsMaterial } from './tls.ts';
 import type { DocBoard } from '../control/doc-board.ts';
 import { rulesHookOptions, rulesHooks } from '../rules/hooks.ts';
 import { boardRules } from '../rules/live.ts';
+import { realIpResolver } from './real-ip.ts';
 
 export interface EdgeOptions {
   readonly config: OutpostConfig;
@@ -149,6 +150,7 @@ export async function startEdge(o: EdgeOptions): Promise<Edge> {
   };
 
   const driver = new Driver({
+    realIp: realIpResolver(config.edge.trustedProxies, config.edge.realIpHeader),
     // The rules run first (in rewrite), the security cascade first in access; then hooks given by
     // the caller (CUs, tests).
     hooks: [...rules, ...security, ...(typeof o.hooks === 'function' ? o.hooks(metrics) : (o.hooks ?? []))],

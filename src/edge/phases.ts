@@ -102,6 +102,16 @@ export interface EdgeHooks {
    * body_filter sees every body; with it, bodies it does not want keep streaming untouched.
    */
   wantsBody?(ctx: RequestContext, head: ResponseHead): boolean;
+  /**
+   * How many leading bytes of this request's body inspectBody wants to see (0: none). Asked after
+   * the access hooks, only for requests that carry a body; required with inspectBody.
+   */
+  wantsRequestBody?(ctx: RequestContext): number;
+  /**
+   * Sees the first wantsRequestBody(ctx) bytes of the request body (all of it when shorter) and
+   * answers like access. The origin still gets the whole body, as the client sent it.
+   */
+  inspectBody?(ctx: RequestContext, prefix: Buffer): HookResult | Promise<HookResult>;
   log?(ctx: RequestContext): void;
 }
 

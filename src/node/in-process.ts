@@ -14,6 +14,7 @@ import { createAdminServer } from '../control/admin.ts';
 import { cuRoutes } from '../control/cu-routes.ts';
 import { DocBoard } from '../control/doc-board.ts';
 import { listRoutes } from '../lists/routes.ts';
+import { wafRoutes } from '../security/waf/routes.ts';
 import { rulesRoutes } from '../rules/routes.ts';
 import { RULES_DOC, rulesDoc, storeRules } from '../rules/live.ts';
 import { joinFleet, nodeRoutes } from '../fleet/join.ts';
@@ -106,6 +107,7 @@ export async function startInProcessNode(config: OutpostConfig, opts: InProcessN
     ...(config.compute.enabled ? { compute: cuRoutes(plane, async () => [{ worker: 'in-process', pid: process.pid, cus: compute?.status() ?? [] }]) } : {}),
     routes: [
       listRoutes(plane.store, log),
+      wafRoutes(plane.store, config.security.waf, log),
       nodeRoutes(member, config.fleet.heartbeat),
       rulesRoutes(rulesDoc(plane.store), storeRules(() => plane.current()?.docs.find((d) => d.name === RULES_DOC), pools, log).current, { pools, log }),
     ],

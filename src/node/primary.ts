@@ -15,6 +15,7 @@ import { ComputePlane } from '../compute/plane.ts';
 import { createAdminServer } from '../control/admin.ts';
 import { cuRoutes, type WorkerCuStatus } from '../control/cu-routes.ts';
 import { listRoutes } from '../lists/routes.ts';
+import { wafRoutes } from '../security/waf/routes.ts';
 import { rulesRoutes } from '../rules/routes.ts';
 import { RULES_DOC, rulesDoc, storeRules } from '../rules/live.ts';
 import { joinFleet, nodeRoutes } from '../fleet/join.ts';
@@ -278,6 +279,7 @@ export async function runPrimary(config: OutpostConfig, log: Logger): Promise<Ru
     ...(config.compute.enabled ? { compute: cuRoutes(plane, workerCuStatus) } : {}),
     routes: [
       listRoutes(plane.store, log),
+      wafRoutes(plane.store, config.security.waf, log),
       nodeRoutes(member, config.fleet.heartbeat),
       rulesRoutes(rulesDoc(plane.store), storeRules(() => plane.current()?.docs.find((d) => d.name === RULES_DOC), pools, log).current, { pools, log }),
     ],

@@ -26,7 +26,7 @@ function build(setting: string, make: () => EdgeHooks): EdgeHooks {
 }
 
 export interface SecurityDeps {
-  /** Stored documents (IP lists) of this process; absent when only checking the settings. */
+  /** Stored documents (IP lists, WAF rules) of this process; absent when only checking the settings. */
   readonly board?: DocBoard;
   /** Told of every refusal, for the metrics: the gate's setting name and the status answered. */
   readonly onRefusal?: (gate: string, status: number) => void;
@@ -36,9 +36,9 @@ export interface SecurityDeps {
   readonly registry?: Registry;
 }
 
-/** Counts a gate's early answers without touching requests it lets through. */
+/** Counts a gate's early answers (from access or inspectBody) without touching requests it lets through. */
 function counted(gate: string, hooks: EdgeHooks, onRefusal: (gate: string, status: number) => void): EdgeHooks {
-  const access = hooks.access;
+  const { access, wantsRequestBody, inspectBody } = hooks;
   if (!access) return hooks;
   const note = (r: Awaited<ReturnType<typeof access>>) => {
     if (typeof r === 'object' && r !== null) onRefusal(gate, r.status);
@@ -50,6 +50,16 @@ function counted(gate: string, hooks: EdgeHooks, onRefusal: (gate: string, statu
       const r = access.call(hooks, ctx);
       return r instanceof Promise ? r.then(note) : note(r);
     },
+    // Hooks on a class's prototype (the WAF) are not copied by the spread above.
+    ...(wantsRequestBody && inspectBody
+      ? {
+          wantsRequestBody: (ctx) => wantsRequestBody.call(hooks, ctx),
+          inspectBody(ctx, prefix) {
+            const r = inspectBody.call(hooks, ctx, prefix);
+            return r instanceof Promise ? r.then(note) : note(r);
+          },
+        }
+      : {}),
   };
 }
 
@@ -70,7 +80,7 @@ export function securityHooks(security: OutpostConfig['security'], log: Logger, 
     const env = { index: r.index, ...(deps.rateLimit ? { channel: deps.rateLimit } : {}), ...(deps.registry ? { registry: deps.registry } : {}) };
     gate(r.setting, r.options, (o) => rateLimit(o as never, env));
   }
-  gate('waf', security.waf, (o) => waf({ mode: 'block', ...o } as never));
+  gate('waf', security.waf, (o) => waf({ mode: 'block', ...o, ...(deps.board ? { board: deps.board } : {}) } as never));
   security.jwt.forEach((j, i) => gate(`jwt.${i}`, j, (o) => jwtGate({ name: `jwt-${i}`, ...o } as never)));
   gate('signedUrls', security.signedUrls, (o) => signedUrls(o as never));
   gate('tokenCookie', security.tokenCookie, (o) => tokenCookie(o as never));

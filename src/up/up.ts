@@ -134,7 +134,8 @@ export async function startMiniCdn(o: MiniCdnOptions): Promise<MiniCdn> {
     const storeConfig = o.redis ? { kind: 'redis', url: o.redis, ...(o.redisPrefix ? { prefix: o.redisPrefix } : {}) } : { path: join(o.dir, 'store') };
     const nodeConfig = (name: string, role: 'edge' | 'shield', edgePort: number, adminPort: number, upstream: string, extra: Record<string, unknown> = {}) =>
       resolveConfig({
-        edge: { host, port: edgePort, tlsPort: 0, workers: 1, name, tls: { dir: join(o.dir, 'tls') } },
+        // Every hop is on loopback here: each node believes the X-Forwarded-For of the one in front.
+        edge: { host, port: edgePort, tlsPort: 0, workers: 1, name, tls: { dir: join(o.dir, 'tls') }, trustedProxies: ['127.0.0.1/32'] },
         admin: { host: '127.0.0.1', port: adminPort },
         upstream: { pools: { default: { peers: [upstream], ...(role === 'edge' ? { headers: { 'x-origin-secret': secret } } : {}) } } },
         demoOrigin: { enabled: false },

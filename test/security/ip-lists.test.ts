@@ -126,6 +126,17 @@ describe('IP lists', () => {
     expect((await run(['rm', 'cli'])).code).toBe(0);
   });
 
+  it('judges the client behind a trusted proxy by X-Forwarded-For (edge.trustedProxies)', async () => {
+    s = await startStack({ edge: { trustedProxies: ['127.0.0.1/32'] }, security: { ipLists: { deny: ['203.0.113.0/24'] } } });
+    expect((await get(`${s.base}/p`, { headers: { 'x-forwarded-for': '203.0.113.5' } })).status).toBe(403);
+    expect((await get(`${s.base}/p`, { headers: { 'x-forwarded-for': '203.0.113.5, 198.51.100.2' } })).status).toBe(200);
+    expect((await get(`${s.base}/p`)).status).toBe(200);
+    await s.close();
+    // Not trusted: the header is the client's own claim and changes nothing.
+    s = await startStack({ security: { ipLists: { deny: ['203.0.113.0/24'] } } });
+    expect((await get(`${s.base}/p`, { headers: { 'x-forwarded-for': '203.0.113.5' } })).status).toBe(200);
+  });
+
   it('names the setting when the gate options are wrong', () => {
     const log = createLogger('silent');
     expect(() => securityHooks(resolveConfig({ security: { ipLists: { deny: ['10.0.0.0/99'] } } }).security, log)).toThrow(/security\.ipLists: [\s\S]*10\.0\.0\.0\/99/);

@@ -381,6 +381,10 @@ export class DiskTier implements StorageTier {
       .catch(() => undefined);
   }
 
+  refresh(): void {
+    if (!this.#closed) this.#entries.resetReadTxn();
+  }
+
   get(key: string): StoredEntry | undefined {
     if (this.#closed) return undefined;
     const k = indexKey(key);

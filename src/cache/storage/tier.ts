@@ -85,6 +85,12 @@ export interface StorageTier {
    * memory-mapped LMDB, so a hit costs no event-loop turn; only the body is streamed.
    */
   get(key: string): StoredEntry | undefined;
+  /**
+   * Makes the next get() see what other processes committed up to now. A shared tier may read from
+   * a snapshot (LMDB's read transaction) that lags behind other workers' writes by up to an event
+   * turn; callers that just waited for another worker's write (a lock released) call this first.
+   */
+  refresh?(): void;
   /** Starts a write; `sizeHint` (when known from Content-Length) lets the tier refuse early. */
   openWrite(key: string, sizeHint?: number): WriteHandle | undefined;
   /** Replaces the metadata of an existing entry (after a 304), keeping its body. */

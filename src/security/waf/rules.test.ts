@@ -74,7 +74,7 @@ describe('rules added at run time', () => {
   });
 
   it('are refused with a message naming the rule and the field', () => {
-    expect(refusal({ pattern: 'a(b' })).toMatch(/waf rule "custom-x": pattern is not a valid regular expression/);
+    expect(refusal({ pattern: 'a(b' })).toMatch(/waf rule "custom-x": pattern: not a valid regular expression/);
     expect(refusal({ pattern: '(a+)+$' })).toMatch(/nested quantifiers/);
     expect(refusal({ pattern: '' })).toMatch(/pattern: expected a regular expression/);
     expect(refusal({ id: 'Bad Id' })).toMatch(/waf rule id: expected/);

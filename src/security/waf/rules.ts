@@ -53,8 +53,12 @@ const MAX_PATTERN = 2000;
 // catastrophic backtracking. A heuristic, not a proof; it refuses the common mistakes.
 const NESTED_QUANTIFIER_RE = /\((?:[^()\\]|\\.)*[+*}](?:[^()\\]|\\.)*\)(?:[+*]|\{\d*,)/;
 
-function invalid(id: string, msg: string): OutpostError {
-  return new OutpostError('CONFIG_INVALID', `waf rule ${JSON.stringify(id)}: ${msg}`);
+/** What is wrong with a rule spec: the field (id, category, …, pattern) and how. */
+export interface RuleProblem {
+  /** The rule's id when it has a valid one. */
+  readonly id?: string;
+  readonly field: string;
+  readonly message: string;
 }
 
 function describe(v: unknown): string {
@@ -66,24 +70,39 @@ export function checkTarget(t: unknown): t is Target {
   return typeof t === 'string' && t.startsWith('header:') && HEADER_NAME_RE.test(t.slice(7));
 }
 
+/** The problem as one line: `waf rule "custom-x": pattern: …`. */
+export function problemText(p: RuleProblem): string {
+  return p.id === undefined ? `waf rule ${p.field}: ${p.message}` : `waf rule ${JSON.stringify(p.id)}: ${p.field}: ${p.message}`;
+}
+
 /** Validates a rule spec and compiles it; every problem is an OutpostError naming the rule and the field. */
 export function compileRule(spec: RuleSpec, builtin = false): Rule {
-  const s = spec as unknown as Record<string, unknown>;
-  if (typeof s !== 'object' || s === null) throw new OutpostError('CONFIG_INVALID', `waf rule: expected an object, got ${describe(s)}`);
+  const r = tryCompileRule(spec, builtin);
+  if ('field' in r) throw new OutpostError('CONFIG_INVALID', problemText(r));
+  return r;
+}
+
+/** compileRule without throwing: the rule, or its first problem (for checks that list every mistake). */
+export function tryCompileRule(spec: unknown, builtin = false): Rule | RuleProblem {
+  const s = spec as Record<string, unknown>;
+  if (typeof s !== 'object' || s === null || Array.isArray(s)) return { field: 'spec', message: `expected an object, got ${describe(s)}` };
   const id = s.id;
-  if (typeof id !== 'string' || !ID_RE.test(id)) throw new OutpostError('CONFIG_INVALID', `waf rule id: expected 2–64 characters of a-z, 0-9 and '-', got ${describe(id)}`);
-  if (!CATEGORIES.includes(s.category as Category)) throw invalid(id, `category: expected one of ${CATEGORIES.join(', ')}, got ${describe(s.category)}`);
-  if (typeof s.description !== 'string' || !s.description) throw invalid(id, `description: expected a non-empty string, got ${describe(s.description)}`);
-  if (!Array.isArray(s.targets) || s.targets.length === 0) throw invalid(id, `targets: expected a non-empty array, got ${describe(s.targets)}`);
+  if (typeof id !== 'string' || !ID_RE.test(id)) return { field: 'id', message: `expected 2–64 characters of a-z, 0-9 and '-', got ${describe(id)}` };
+  const bad = (field: string, message: string): RuleProblem => ({ id, field, message });
+  for (const k of Object.keys(s)) if (!SPEC_FIELDS.has(k)) return bad(k, `unknown field (fields: ${[...SPEC_FIELDS].join(', ')})`);
+  if (!CATEGORIES.includes(s.category as Category)) return bad('category', `expected one of ${CATEGORIES.join(', ')}, got ${describe(s.category)}`);
+  if (typeof s.description !== 'string' || !s.description) return bad('description', `expected a non-empty string, got ${describe(s.description)}`);
+  if (!Array.isArray(s.targets) || s.targets.length === 0) return bad('targets', `expected a non-empty array, got ${describe(s.targets)}`);
   const targets: Target[] = [];
   for (const t of s.targets as unknown[]) {
     const lower = typeof t === 'string' ? t.toLowerCase() : t;
-    if (!checkTarget(lower)) throw invalid(id, `targets: expected path, query, body, headers or header:<name>, got ${describe(t)}`);
+    if (!checkTarget(lower)) return bad('targets', `expected path, query, body, headers or header:<name>, got ${describe(t)}`);
     targets.push(lower);
   }
   const view = (s.view ?? 'decoded') as View;
-  if (!VIEWS.includes(view)) throw invalid(id, `view: expected one of ${VIEWS.join(', ')}, got ${describe(s.view)}`);
-  const re = compilePattern(id, s.pattern);
+  if (!VIEWS.includes(view)) return bad('view', `expected one of ${VIEWS.join(', ')}, got ${describe(s.view)}`);
+  const re = compilePattern(s.pattern);
+  if (typeof re === 'string') return bad('pattern', re);
   const vi = VIEW_INDEX[view];
   return {
     id,
@@ -97,7 +116,10 @@ export function compileRule(spec: RuleSpec, builtin = false): Rule {
   };
 }
 
-function compilePattern(id: string, p: unknown): RegExp {
+const SPEC_FIELDS = new Set(['id', 'category', 'description', 'targets', 'view', 'pattern']);
+
+/** The compiled pattern, or what is wrong with it. */
+function compilePattern(p: unknown): RegExp | string {
   let source: string;
   let flags = 'i';
   if (p instanceof RegExp) {
@@ -105,13 +127,13 @@ function compilePattern(id: string, p: unknown): RegExp {
     flags = p.flags.replace(/[gyd]/g, '');
     if (!flags.includes('i')) flags += 'i';
   } else if (typeof p === 'string' && p.length > 0) source = p;
-  else throw invalid(id, `pattern: expected a regular expression or its source, got ${describe(p)}`);
-  if (source.length > MAX_PATTERN) throw invalid(id, `pattern: longer than ${MAX_PATTERN} characters`);
-  if (NESTED_QUANTIFIER_RE.test(source)) throw invalid(id, `pattern: nested quantifiers such as (a+)+ can backtrack for seconds on a crafted input; rewrite it without them`);
+  else return `expected a regular expression or its source, got ${describe(p)}`;
+  if (source.length > MAX_PATTERN) return `longer than ${MAX_PATTERN} characters`;
+  if (NESTED_QUANTIFIER_RE.test(source)) return 'nested quantifiers such as (a+)+ can backtrack for seconds on a crafted input; rewrite it without them';
   try {
     return new RegExp(source, flags);
   } catch (err) {
-    throw invalid(id, `pattern is not a valid regular expression: ${(err as Error).message}`);
+    return `not a valid regular expression: ${(err as Error).message}`;
   }
 }
 

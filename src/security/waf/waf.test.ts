@@ -179,7 +179,7 @@ describe('rules at run time', () => {
     const w = make();
     const before = w.rules().length;
     expect(() => w.addRule({ id: 'custom-bad', category: 'custom', description: 'x', targets: ['query'], pattern: '([a-z]' })).toThrow(
-      /waf rule "custom-bad": pattern is not a valid regular expression/,
+      /waf rule "custom-bad": pattern: not a valid regular expression/,
     );
     expect(() => w.addRule({ id: 'sqli-tautology', category: 'sqli', description: 'x', targets: ['query'], pattern: 'x' })).toThrow(/already exists/);
     expect(w.rules().length).toBe(before);
@@ -214,11 +214,14 @@ describe('request bodies', () => {
     const w = make();
     const post = (type: string, method = 'POST'): RequestContext =>
       newContext({ method, scheme: 'http', httpVersion: '1.1', clientIp: '1.2.3.4', host: 'a.test', path: '/api', query: '', headers: { 'content-type': type } });
-    expect(w.wantsRequestBody(post('application/json'))).toBe(true);
-    expect(w.wantsRequestBody(post('application/x-www-form-urlencoded; charset=utf-8'))).toBe(true);
-    expect(w.wantsRequestBody(post('image/png'))).toBe(false);
-    expect(w.wantsRequestBody(post('application/json', 'GET'))).toBe(false);
-    expect(make({ body: { enabled: false, maxBytes: 0 } }).wantsRequestBody(post('application/json'))).toBe(false);
+    const max = 64 * 1024;
+    expect(w.wantsRequestBody(post('application/json'))).toBe(max);
+    expect(w.wantsRequestBody(post('application/x-www-form-urlencoded; charset=utf-8'))).toBe(max);
+    expect(w.wantsRequestBody(post('image/png'))).toBe(0);
+    expect(w.wantsRequestBody(post('application/json', 'GET'))).toBe(0);
+    expect(make({ body: { enabled: false, maxBytes: 0 } }).wantsRequestBody(post('application/json'))).toBe(0);
+    expect(make({ body: { enabled: true, maxBytes: '2k' } }).wantsRequestBody(post('text/plain'))).toBe(2048);
+    expect(() => make({ body: { enabled: true, maxBytes: 'lots' } })).toThrow(/waf\.body\.maxBytes: expected a positive number of bytes/);
   });
 
   it('only up to body.maxBytes', () => {
@@ -233,7 +236,7 @@ describe('options', () => {
   it('are validated once, naming the setting', () => {
     expect(() => waf({ mode: 'on' as 'block', log: silent })).toThrow(/waf.mode: expected 'block' or 'detect', got "on"/);
     expect(() => waf({ mode: 'block', log: silent, headers: ['bad header'] })).toThrow(/waf.headers: expected an array of header names/);
-    expect(() => waf({ mode: 'block', log: silent, body: { enabled: true, maxBytes: 0 } })).toThrow(/waf.body.maxBytes: expected a positive integer, got number/);
+    expect(() => waf({ mode: 'block', log: silent, body: { enabled: true, maxBytes: 0 } })).toThrow(/waf.body.maxBytes: expected a positive number of bytes or a size such as '64k', got number/);
     expect(() => waf({ mode: 'block', log: silent, disable: ['no-such-rule'] })).toThrow(/waf.disable: expected a built-in rule id/);
     expect(() => waf({ mode: 'block', log: silent, exclusions: [{ rules: [] }] })).toThrow(/waf.exclusions\[0\].rules/);
     expect(() => waf({ mode: 'block', log: undefined as unknown as Logger })).toThrow(/waf.log: expected a pino logger/);
@@ -244,7 +247,7 @@ describe('options', () => {
     expect(w.access(ctxFor({ where: 'path', value: '/.env' }))).toBeUndefined();
   });
 
-  it('expose only name and access to the driver (its hook check refuses unknown keys)', () => {
+  it('expose only their name as an own property (the driver hook check refuses unknown keys)', () => {
     expect(Object.keys(make())).toEqual(['name']);
   });
 });

@@ -1,13 +1,18 @@
 // The WAF as an access-phase hook set: each inspected request value is normalised once
 // (normalize.ts) and the rules aimed at it run against the views they name (rules.ts). In block
 // mode the first match answers 403 with the rule id in x-outpost-waf; in detect mode every match
-// is logged and the request goes on. Rules can be added and removed at run time; the per-target
-// plan is rebuilt then, never per request.
+// is logged and the request goes on. Rules can be added and removed at run time, in code or as the
+// stored `waf-rules` document (stored.ts) every worker follows; the per-target plan is rebuilt
+// then, never per request. Request bodies reach inspectBody through the driver (docs/waf.md).
 import type { Logger } from 'pino';
+import type { StoredDoc } from '../../compute/store/store.ts';
+import { parseSize } from '../../config/units.ts';
+import type { DocBoard } from '../../control/doc-board.ts';
 import type { EarlyResponse, EdgeHooks, HookResult, RequestContext } from '../../edge/phases.ts';
 import { OutpostError } from '../../errors.ts';
 import { flagNames, NormalizedInput } from './normalize.ts';
 import { BUILTIN_RULES, checkTarget, compileRule, ruleInfo, type Category, type Rule, type RuleInfo, type RuleSpec, type Target } from './rules.ts';
+import { compileStoredRules, WAF_RULES_DOC } from './stored.ts';
 
 export type WafMode = 'block' | 'detect';
 
@@ -27,8 +32,8 @@ export interface WafOptions {
   readonly mode: WafMode;
   /** Request headers every 'headers' rule inspects. Default: user-agent, referer, cookie, x-forwarded-for. */
   readonly headers?: readonly string[];
-  /** Request-body inspection (needs the driver to hand bodies over: see docs/waf.md). */
-  readonly body?: { readonly enabled: boolean; readonly maxBytes: number };
+  /** Request-body inspection: the first maxBytes (a number or a size such as '64k'; default 64 KiB) of textual bodies. */
+  readonly body?: { readonly enabled: boolean; readonly maxBytes?: number | string };
   readonly log: Logger;
   /** Called for every match, in both modes (metrics, alerting). Must not throw. */
   readonly onMatch?: (info: WafMatch) => void;
@@ -39,6 +44,8 @@ export interface WafOptions {
   readonly exclusions?: readonly WafExclusion[];
   /** Hook-set name (default "waf"). */
   readonly name?: string;
+  /** Where the rules saved at run time (the `waf-rules` document) come from; absent: none. */
+  readonly board?: DocBoard;
 }
 
 /** One rule matching one request value. */
@@ -60,6 +67,7 @@ export interface WafMatch {
 }
 
 export const DEFAULT_HEADERS: readonly string[] = ['user-agent', 'referer', 'cookie', 'x-forwarded-for'];
+export const DEFAULT_BODY_BYTES = 64 * 1024;
 
 /** ctx.vars key under which the request's matches are left for later phases (log hooks). */
 export const WAF_VAR = 'outpost.waf';
@@ -138,8 +146,8 @@ function isExcluded(active: readonly Exclusion[], rule: string, where: string): 
 }
 
 /**
- * The WAF hook set. Only `name` and `access` are visible to the driver's hook check: state lives
- * in private fields and the management methods on the prototype.
+ * The WAF hook set. Only `name` is an own property, which is all the driver's hook check sees:
+ * state lives in private fields, hooks and management methods on the prototype.
  */
 export class Waf implements EdgeHooks {
   readonly name: string;
@@ -149,7 +157,12 @@ export class Waf implements EdgeHooks {
   readonly #headers: readonly string[];
   readonly #body: { readonly enabled: boolean; readonly maxBytes: number };
   readonly #exclusions: readonly Exclusion[];
+  /** Built-in, configured and addRule's rules. */
   #rules: readonly Rule[];
+  /** The stored `waf-rules` set this process runs, after #rules. */
+  #stored: readonly Rule[] = [];
+  #storedVersion: number | undefined;
+  #failedVersion: number | undefined;
   #plan: Plan;
 
   constructor(options: WafOptions) {
@@ -161,9 +174,12 @@ export class Waf implements EdgeHooks {
     if (o.onMatch !== undefined && typeof o.onMatch !== 'function') throw bad('onMatch', 'a function', o.onMatch);
     const headers = o.headers ?? DEFAULT_HEADERS;
     if (!Array.isArray(headers) || !headers.every((h) => typeof h === 'string' && HEADER_NAME_RE.test(h.toLowerCase()))) throw bad('headers', 'an array of header names', o.headers);
-    const body = (o.body ?? { enabled: false, maxBytes: 0 }) as { enabled: unknown; maxBytes: unknown };
-    if (typeof body !== 'object' || typeof body.enabled !== 'boolean') throw bad('body.enabled', 'a boolean', body?.enabled);
-    if (body.enabled && (typeof body.maxBytes !== 'number' || !Number.isInteger(body.maxBytes) || body.maxBytes < 1)) throw bad('body.maxBytes', 'a positive integer', body.maxBytes);
+    const body = (o.body ?? { enabled: false }) as { enabled: unknown; maxBytes: unknown };
+    if (typeof body !== 'object' || body === null || typeof body.enabled !== 'boolean') throw bad('body.enabled', 'a boolean', body?.enabled);
+    const maxBytes = body.maxBytes === undefined ? DEFAULT_BODY_BYTES : parseSize(body.maxBytes);
+    if (body.enabled && (maxBytes === undefined || maxBytes < 1)) throw bad('body.maxBytes', "a positive number of bytes or a size such as '64k'", body.maxBytes);
+    const board = o.board as DocBoard | undefined;
+    if (board !== undefined && (typeof board !== 'object' || board === null || typeof board.watch !== 'function')) throw bad('board', 'a DocBoard', board);
     const disable = o.disable ?? [];
     if (!Array.isArray(disable)) throw bad('disable', 'an array of built-in rule ids', disable);
     for (const id of disable) {
@@ -179,7 +195,7 @@ export class Waf implements EdgeHooks {
     this.#log = log;
     this.#onMatch = o.onMatch as ((info: WafMatch) => void) | undefined;
     this.#headers = headers.map((h: string) => h.toLowerCase());
-    this.#body = { enabled: body.enabled, maxBytes: body.enabled ? (body.maxBytes as number) : 0 };
+    this.#body = { enabled: body.enabled, maxBytes: body.enabled ? maxBytes! : 0 };
     this.#exclusions = (exclusions as WafExclusion[]).map(compileExclusion);
     const rules = BUILTIN_RULES.filter((r) => !disable.includes(r.id));
     for (const spec of extra as RuleSpec[]) {
@@ -189,6 +205,12 @@ export class Waf implements EdgeHooks {
     }
     this.#rules = rules;
     this.#plan = this.#buildPlan(rules);
+    if (board) {
+      this.#applyStored(board.get(WAF_RULES_DOC));
+      board.watch((changed) => {
+        if (changed.includes(WAF_RULES_DOC)) this.#applyStored(board.get(WAF_RULES_DOC));
+      });
+    }
   }
 
   get mode(): WafMode {
@@ -204,23 +226,61 @@ export class Waf implements EdgeHooks {
   /** Adds a rule; throws OutpostError CONFIG_INVALID naming the field for a bad rule or a taken id. */
   addRule(spec: RuleSpec): void {
     const r = compileRule(spec);
-    if (this.#rules.some((x) => x.id === r.id)) throw new OutpostError('CONFIG_INVALID', `waf rule ${JSON.stringify(r.id)}: a rule with this id already exists; remove it first`);
-    const rules = [...this.#rules, r];
-    // Swapped as a whole: a request in flight keeps the plan it started with.
-    this.#plan = this.#buildPlan(rules);
-    this.#rules = rules;
+    if (this.#rules.some((x) => x.id === r.id) || this.#stored.some((x) => x.id === r.id)) {
+      throw new OutpostError('CONFIG_INVALID', `waf rule ${JSON.stringify(r.id)}: a rule with this id already exists; remove it first`);
+    }
+    this.#swap([...this.#rules, r], this.#stored);
   }
 
   /** Removes a rule, built-in or added; throws OutpostError NOT_FOUND for an unknown id. */
   removeRule(id: string): void {
-    if (!this.#rules.some((r) => r.id === id)) throw new OutpostError('NOT_FOUND', `no waf rule ${JSON.stringify(id)}`);
-    const rules = this.#rules.filter((r) => r.id !== id);
-    this.#plan = this.#buildPlan(rules);
-    this.#rules = rules;
+    if (!this.#rules.some((r) => r.id === id)) {
+      const stored = this.#stored.some((r) => r.id === id);
+      throw new OutpostError('NOT_FOUND', stored ? `waf rule ${JSON.stringify(id)} comes from the stored ${WAF_RULES_DOC} set: change that (PUT /waf/rules)` : `no waf rule ${JSON.stringify(id)}`);
+    }
+    this.#swap(
+      this.#rules.filter((r) => r.id !== id),
+      this.#stored,
+    );
   }
 
-  rules(): RuleInfo[] {
-    return this.#rules.map(ruleInfo);
+  /** Every rule this WAF runs, in order; those of the stored set carry `stored: true`. */
+  rules(): Array<RuleInfo & { stored?: true }> {
+    return [...this.#rules.map(ruleInfo), ...this.#stored.map((r) => ({ ...ruleInfo(r), stored: true as const }))];
+  }
+
+  /** The version of the stored `waf-rules` set running here (undefined: none). */
+  get storedVersion(): number | undefined {
+    return this.#storedVersion;
+  }
+
+  #swap(rules: readonly Rule[], stored: readonly Rule[]): void {
+    // Swapped as a whole: a request in flight keeps the plan it started with.
+    this.#plan = this.#buildPlan(stored.length ? [...rules, ...stored] : rules);
+    this.#rules = rules;
+    this.#stored = stored;
+  }
+
+  /** Compiles a new version of the stored set; one that does not compile here is logged and the last good set kept. */
+  #applyStored(doc: StoredDoc | undefined): void {
+    if (!doc) {
+      if (this.#storedVersion !== undefined) this.#log.info({ version: this.#storedVersion }, 'waf: the stored rule set was removed');
+      this.#storedVersion = undefined;
+      this.#failedVersion = undefined;
+      if (this.#stored.length) this.#swap(this.#rules, []);
+      return;
+    }
+    if (doc.version === this.#storedVersion || doc.version === this.#failedVersion) return;
+    try {
+      const stored = compileStoredRules(doc.value, new Set(this.#rules.map((r) => r.id)));
+      this.#swap(this.#rules, stored);
+      this.#storedVersion = doc.version;
+      this.#failedVersion = undefined;
+      this.#log.info({ version: doc.version, rules: stored.length }, 'waf: stored rule set applied');
+    } catch (err) {
+      this.#failedVersion = doc.version;
+      this.#log.error({ version: doc.version, err: (err as Error).message }, `waf: stored rule set version ${doc.version} does not compile here; keeping the last good set`);
+    }
   }
 
   access(ctx: RequestContext): HookResult {
@@ -241,18 +301,18 @@ export class Waf implements EdgeHooks {
   }
 
   /**
-   * Whether inspectBody wants this request's body: body inspection on, a method with a body, and
-   * a textual content type (forms, JSON, XML, text). For the driver change in docs/waf.md.
+   * How many bytes of this request's body inspectBody wants (0: none): body.maxBytes when body
+   * inspection is on, the method carries a body and the type is textual (forms, JSON, XML, text).
    */
-  wantsRequestBody(ctx: RequestContext): boolean {
-    if (!this.#body.enabled || this.#plan.body.length === 0 || ctx.method === 'GET' || ctx.method === 'HEAD') return false;
+  wantsRequestBody(ctx: RequestContext): number {
+    if (!this.#body.enabled || this.#plan.body.length === 0 || ctx.method === 'GET' || ctx.method === 'HEAD') return 0;
     const type = ctx.headers['content-type'];
-    return type === undefined || INSPECTED_TYPES.test(type);
+    return type === undefined || INSPECTED_TYPES.test(type) ? this.#body.maxBytes : 0;
   }
 
   /** Inspects (the first body.maxBytes of) a request body; answers like access. */
   inspectBody(ctx: RequestContext, body: Buffer): HookResult {
-    if (!this.wantsRequestBody(ctx) || body.length === 0) return undefined;
+    if (this.wantsRequestBody(ctx) === 0 || body.length === 0) return undefined;
     const type = (ctx.headers['content-type'] ?? '').toLowerCase();
     let text = body.subarray(0, this.#body.maxBytes).toString('utf8');
     // A JSON parser turns \u0027 into a quote before the application sees it.
