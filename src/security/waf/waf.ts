@@ -77,11 +77,35 @@ const URL_HEADERS = new Set(['referer', 'origin']);
 const INSPECTED_TYPES = /^(?:application\/(?:x-www-form-urlencoded|(?:[\w.+-]*\+)?json|(?:[\w.+-]*\+)?xml|graphql|javascript)|text\/)/i;
 const SAMPLE_MAX = 100;
 
+/**
+ * Values no rule of the plan matched, remembered so that the same User-Agent, Referer or path seen
+ * again skips normalising and scanning: on a cache HIT those scans were most of the WAF's cost.
+ * Only values with no match at all are kept, so exclusions and detect mode stay exact; the set
+ * belongs to one plan and goes with it when the rules change. Bounded: long values are not kept,
+ * and a full set is cleared (a flood of unique values only brings back the scan it would pay anyway).
+ */
+class CleanValues {
+  static readonly MAX_ENTRIES = 2048;
+  static readonly MAX_LENGTH = 1024;
+  readonly #seen = new Set<string>();
+
+  has(value: string): boolean {
+    return this.#seen.has(value);
+  }
+
+  add(value: string): void {
+    if (value.length > CleanValues.MAX_LENGTH) return;
+    if (this.#seen.size >= CleanValues.MAX_ENTRIES) this.#seen.clear();
+    this.#seen.add(value);
+  }
+}
+
 interface HeaderPlan {
   readonly name: string;
   readonly where: string;
   readonly plusAsSpace: boolean;
   readonly rules: readonly Rule[];
+  readonly clean: CleanValues;
 }
 
 interface Plan {
@@ -89,6 +113,8 @@ interface Plan {
   readonly query: readonly Rule[];
   readonly body: readonly Rule[];
   readonly headers: readonly HeaderPlan[];
+  readonly cleanPath: CleanValues;
+  readonly cleanQuery: CleanValues;
 }
 
 interface Exclusion {
@@ -289,13 +315,13 @@ export class Waf implements EdgeHooks {
     // Detect mode collects every match; block mode stops at the first.
     const all: Hit[] | undefined = this.#mode === 'detect' ? [] : undefined;
     let hit: Hit | undefined;
-    if (plan.path.length) hit = scan(new NormalizedInput(ctx.path, false), plan.path, 'path', active, all);
-    if (!hit && ctx.query && plan.query.length) hit = scan(new NormalizedInput(ctx.query, true), plan.query, 'query', active, all);
+    if (plan.path.length) hit = scanValue(ctx.path, false, plan.path, 'path', plan.cleanPath, active, all);
+    if (!hit && ctx.query && plan.query.length) hit = scanValue(ctx.query, true, plan.query, 'query', plan.cleanQuery, active, all);
     for (let i = 0; !hit && i < plan.headers.length; i++) {
       const h = plan.headers[i]!;
       const v = ctx.headers[h.name];
       if (v === undefined || v.length === 0) continue;
-      hit = scan(new NormalizedInput(typeof v === 'string' ? v : v.join(', '), h.plusAsSpace), h.rules, h.where, active, all);
+      hit = scanValue(typeof v === 'string' ? v : v.join(', '), h.plusAsSpace, h.rules, h.where, h.clean, active, all);
     }
     return this.#answer(ctx, hit, all);
   }
@@ -372,10 +398,20 @@ export class Waf implements EdgeHooks {
     for (const name of names) {
       const listed = this.#headers.includes(name);
       const hr = rules.filter((r) => r.targets.includes(`header:${name}`) || (listed && r.targets.includes('headers')));
-      if (hr.length) headers.push({ name, where: `header:${name}`, plusAsSpace: URL_HEADERS.has(name), rules: hr });
+      if (hr.length) headers.push({ name, where: `header:${name}`, plusAsSpace: URL_HEADERS.has(name), rules: hr, clean: new CleanValues() });
     }
-    return { path: on('path'), query: on('query'), body: on('body'), headers };
+    return { path: on('path'), query: on('query'), body: on('body'), headers, cleanPath: new CleanValues(), cleanQuery: new CleanValues() };
   }
+}
+
+/** scan() for one request value, skipped for a value the plan already found clean. */
+function scanValue(value: string, plusAsSpace: boolean, rules: readonly Rule[], where: string, clean: CleanValues, active: readonly Exclusion[] | undefined, all: Hit[] | undefined): Hit | undefined {
+  if (clean.has(value)) return undefined;
+  const before = all?.length ?? 0;
+  const hit = scan(new NormalizedInput(value, plusAsSpace), rules, where, active, all);
+  // With exclusions active a match may have been excused; such a value is not clean for everyone.
+  if (!hit && !active && (all?.length ?? 0) === before) clean.add(value);
+  return hit;
 }
 
 function scan(input: NormalizedInput, rules: readonly Rule[], where: string, active: readonly Exclusion[] | undefined, all: Hit[] | undefined): Hit | undefined {
