@@ -4,6 +4,7 @@
 //
 //   node bench/profile.ts [--path /static/1k] [--seconds 5] [--rounds 3] [--workers 1]
 //                         [--servers outpost,nginx,varnish,outpost@OTHER_CHECKOUT] [--prof] [--keep DIR] [--top 30]
+//                         [--cu 'CODE' [--cus N]]   (N access CUs with that code, on every Outpost)
 import { mkdtempSync, readdirSync, readFileSync, rmSync, mkdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -34,6 +35,8 @@ async function main(): Promise<void> {
       prof: { type: 'boolean', default: false },
       keep: { type: 'string' },
       top: { type: 'string', default: '30' },
+      cu: { type: 'string' },
+      cus: { type: 'string', default: '1' },
     },
   });
   const tools = await findTools();
@@ -68,6 +71,18 @@ async function main(): Promise<void> {
       else if (id === 'nginx') servers.push(await nginx.start(origin.port, workers, { ...base, bin: tools.nginx ?? 'nginx' }));
       else if (id === 'varnish') servers.push(await varnish.start(origin.port, workers, { ...base, bin: tools.varnishd ?? 'varnishd' }));
       else throw new Error(`unknown server ${id}`);
+    }
+    if (values.cu !== undefined) {
+      for (const s of servers) {
+        const port = (s as Partial<{ adminPort: number }>).adminPort;
+        if (port === undefined) continue;
+        for (let i = 0; i < Number(values.cus); i++) {
+          const r = await fetch(`http://127.0.0.1:${port}/cus/profile-cu-${i}`, { method: 'PUT', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ phase: 'access', code: values.cu }) });
+          if (!r.ok) throw new Error(`PUT /cus/profile-cu-${i}: ${r.status} ${await r.text()}`);
+        }
+      }
+      // Propagation to the workers takes milliseconds; the warm-up below runs with the CUs.
+      await new Promise((r) => setTimeout(r, 500));
     }
     const load = (url: string, durationS: number) => ({ url, threads: workers, connections: 50 * workers, durationS, cpus: loadCpus });
     for (const s of servers) {

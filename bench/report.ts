@@ -11,6 +11,7 @@ import { median, round } from './stats.ts';
 import { SCENARIOS } from './scenarios/index.ts';
 import { HERD_ORIGIN_DELAY_MS } from './scenarios/herd.ts';
 import { COMPRESSION_OBJECTS, SECURITY_TARGET } from './scenarios/security.ts';
+import { CU_PROPAGATION_TARGET_MS, CU_SHARE_TARGET, CU_US_PER_CU_TARGET, TRIVIAL } from './scenarios/compute.ts';
 import { DENIED_PROBE_ADDRESS, DENY_ENTRIES } from './servers/outpost-secure.ts';
 
 export interface Stat {
@@ -286,6 +287,74 @@ function securitySection(s: readonly Summary[], w1: PhaseSetup | undefined, w2: 
   return parts.join('\n\n');
 }
 
+/** Issue 4, per CU count: the share of the no-CU throughput and the µs each CU adds at the median. */
+export function cuCost(rps0: number | undefined, rpsN: number | undefined, n: number): { share: number; usPerCu: number } | undefined {
+  if (rps0 === undefined || rpsN === undefined || !(rps0 > 0) || !(rpsN > 0) || n <= 0) return undefined;
+  return { share: rpsN / rps0, usPerCu: ((1 / rpsN - 1 / rps0) * 1e6) / n };
+}
+
+/** Issue 4: what trivial access CUs cost on 1 KB HITs, and how fast a CU change reaches every worker. */
+function computeSection(s: readonly Summary[], w1: PhaseSetup | undefined, w2: PhaseSetup | undefined): string | undefined {
+  const base = find(s, 'cu-0-w1', 'outpost');
+  const withCus = ([1, 5] as const).map((n) => ({ n, x: find(s, `cu-${n}-w1`, 'outpost') }));
+  const prop = find(s, 'cu-propagation-w2', 'outpost');
+  if (!base && withCus.every((c) => !c.x) && !prop) return undefined;
+  const star = (x: Summary | undefined): string => (x && x.noisy > 0 ? ' \\*' : '');
+  const lat = (x: Summary | undefined): string => {
+    const m = x?.metrics;
+    const cpu = x !== undefined && Number.isFinite(x.serverCpuPct) ? ` (${x.serverCpuPct} %)` : '';
+    return m?.['p50Ms'] && m['p99Ms'] ? `${ms(m['p50Ms'].median)} / ${ms(m['p99Ms'].median)}${cpu}` : '—';
+  };
+  const pct = (x: number): string => `${(x * 100).toFixed(1)} %`;
+  const shareTarget = `≥ ${Math.round(CU_SHARE_TARGET * 100)} % of no CU`;
+  const usTarget = `≤ ${CU_US_PER_CU_TARGET} µs per CU`;
+  const parts: string[] = ['### Issue 4: computing units'];
+  if (base || withCus.some((c) => c.x)) {
+    const rps0 = base?.metrics['rps']?.median;
+    const rows: string[][] = [['no CU', `${fmtStat(base?.metrics['rps'])}${star(base)}`, lat(base), base ? '100 %' : '—', '—', '—', '—']];
+    for (const { n, x } of withCus) {
+      const cost = cuCost(rps0, x?.metrics['rps']?.median, n);
+      const checks: Array<[string, boolean]> = cost === undefined ? [] : [...(n === 1 ? [['share', cost.share >= CU_SHARE_TARGET] as [string, boolean]] : []), ['µs per CU', cost.usPerCu <= CU_US_PER_CU_TARGET]];
+      const failed = checks.filter(([, ok]) => !ok).map(([name]) => name);
+      const result = cost === undefined ? 'n/a' : failed.length === 0 ? 'PASS' : checks.length > 1 ? `FAIL (${failed.join(', ')})` : 'FAIL';
+      rows.push([
+        n === 1 ? '1 trivial access CU' : `${n} trivial access CUs`,
+        `${fmtStat(x?.metrics['rps'])}${star(x)}`,
+        lat(x),
+        cost === undefined ? '—' : pct(cost.share),
+        cost === undefined ? '—' : `${cost.usPerCu.toFixed(1)} µs`,
+        n === 1 ? `${shareTarget}; ${usTarget}` : usTarget,
+        result,
+      ]);
+    }
+    parts.push(
+      `Cache HIT 1 KB, ${w1?.title ?? '1 worker'}: the same Outpost server with no CU, then 1, then 5 trivial access CUs installed ` +
+        `through the admin API (each confirmed running on every worker before the warm-up, removed after the run), in turn in every ` +
+        `repetition; median of the repetitions (min–max).\n\n` +
+        table(['', 'req/s', 'p50 / p99 ms (server CPU)', 'Share of no CU', 'µs added per CU (median)', 'Target', 'Result'], rows) +
+        `\n\nEach CU is the access-phase code \`${TRIVIAL}\`: it compares the request's path with one that is never asked for ` +
+        `and sets a variable, so it lets every request through. The µs added per CU is derived from the throughput of one pinned worker, (1 ÷ req/s with n CUs − 1 ÷ req/s without) ` +
+        `× 10⁶ ÷ n from the medians: the worker's time per request that the CUs add when it runs at full CPU, not a latency.`,
+    );
+  }
+  if (prop) {
+    const p50 = prop.metrics['p50Ms'];
+    const p99 = prop.metrics['p99Ms'];
+    // One run's percentiles keep their unrounded min and max: show a range only when it is one.
+    const msStat = (st: Stat | undefined): string => (st === undefined ? '—' : ms(st.min) === ms(st.max) ? ms(st.median) : fmtStat(st, ms));
+    const result = p99 === undefined ? 'n/a' : p99.median <= CU_PROPAGATION_TARGET_MS ? 'PASS' : 'FAIL';
+    parts.push(
+      `CU change, ${w2?.title ?? '2 workers'}: CU writes through the admin API (\`PUT /cus/:id\`), each timed until \`GET /cus/status\` ` +
+        `shows every worker running the new version (embedded store).\n\n` +
+        table(
+          ['', 'p50 ms', 'p99 ms', 'Target', 'Result'],
+          [[`admin API write → every worker runs it${star(prop)}`, msStat(p50), msStat(p99), `p99 ≤ ${CU_PROPAGATION_TARGET_MS.toLocaleString('en')} ms`, result]],
+        ),
+    );
+  }
+  return parts.join('\n\n');
+}
+
 export function markdownTables(r: BenchResult): string {
   const s = r.summaries;
   const w1 = r.phases.find((p) => p.id === 'w1');
@@ -359,6 +428,8 @@ export function markdownTables(r: BenchResult): string {
         `so the sum of RSS overcounts; PSS (from \`/proc/PID/smaps_rollup\`) shares them out and sums to what the server costs the machine.`,
     );
   }
+  const issue4 = computeSection(s, w1, w2);
+  if (issue4) parts.push(issue4);
   const issue5 = securitySection(s, w1, w2);
   if (issue5) parts.push(issue5);
   if (r.bars.length > 0) {

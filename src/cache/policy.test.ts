@@ -394,8 +394,14 @@ describe('currentAgeMs', () => {
     expect(currentAgeMs(meta(), T0 + 5000)).toBe(5000);
   });
 
-  it('counts the response delay', () => {
-    expect(currentAgeMs(meta({ requestTime: T0 - 2000, headers: [] }), T0)).toBe(2000);
+  it('counts the response delay only with an Age measured upstream, as nginx and Varnish do', () => {
+    expect(currentAgeMs(meta({ requestTime: T0 - 2000, headers: [] }), T0)).toBe(0);
+    expect(currentAgeMs(meta({ requestTime: T0 - 2000, headers: [['age', '0']] }), T0)).toBe(2000);
+  });
+
+  it('ignores an apparent age under one second, the resolution of Date', () => {
+    expect(currentAgeMs(meta({ responseTime: T0 + 900, headers: [['date', DATE]] }), T0 + 900)).toBe(0);
+    expect(currentAgeMs(meta({ responseTime: T0 + 1000, headers: [['date', DATE]] }), T0 + 1000)).toBe(1000);
   });
 
   it('uses the apparent age from Date when it is larger', () => {

@@ -44,13 +44,13 @@ export async function startLink(o: LinkOptions): Promise<Link> {
       }
       const due = Math.max(performance.now() + delay, lastDue);
       lastDue = due;
-      setTimeout(() => to.write(d), due - performance.now());
+      setTimeout(() => to.write(d), Math.max(0, due - performance.now()));
     });
     // A half-close travels with the same delay, after the data before it.
     from.on('end', () => {
       const due = Math.max(performance.now() + link.latencyMs, lastDue);
       lastDue = due;
-      setTimeout(() => to.end(), due - performance.now());
+      setTimeout(() => to.end(), Math.max(0, due - performance.now()));
     });
     return () => lastDue;
   };

@@ -9,6 +9,7 @@ import { createLogger } from '../../src/log/logger.ts';
 import { startInProcessNode, type InProcessNode } from '../../src/node/in-process.ts';
 import { startDemoOrigin, type DemoOrigin } from '../../src/origin/demo-origin.ts';
 import { get, originHits, sleep, tempDir, testConfig } from '../helpers.ts';
+import { startRedisCluster, type RedisCluster } from '../support/redis-cluster.ts';
 
 let origin: DemoOrigin;
 const nodes: InProcessNode[] = [];
@@ -27,13 +28,12 @@ afterEach(async () => {
 
 const HOST = 'cdn.fleet.test';
 
-async function startNode(prefix: string, name: string, dir = tempDir(), extra: Record<string, unknown> = {}): Promise<InProcessNode & { dir: string }> {
+type StoreSetting = { kind: 'redis'; url: string } | { kind: 'redis-cluster'; nodes: readonly string[] };
+const SHARED_REDIS: StoreSetting = { kind: 'redis', url: 'redis://127.0.0.1:6379' };
+
+async function startNode(prefix: string, name: string, dir = tempDir(), extra: Record<string, unknown> = {}, store: StoreSetting = SHARED_REDIS): Promise<InProcessNode & { dir: string }> {
   if (!dirs.includes(dir)) dirs.push(dir);
-  const config = testConfig(
-    origin.url,
-    { compute: { store: { kind: 'redis', url: 'redis://127.0.0.1:6379', prefix } }, fleet: { name, heartbeat: '200ms', ...extra } },
-    dir,
-  );
+  const config = testConfig(origin.url, { compute: { store: { ...store, prefix } }, fleet: { name, heartbeat: '200ms', ...extra } }, dir);
   const n = await startInProcessNode(config, { log: createLogger('silent') });
   nodes.push(n);
   return Object.assign(n, { dir });
@@ -131,5 +131,40 @@ describe('a fleet of nodes sharing Redis', () => {
     const out = await promisify(execFile)('bin/outpost', ['nodes', '--admin', admin(a)], { timeout: 20_000 });
     expect(out.stdout).toMatch(/edge-a\*?\s+edge\s+up\s+\S+\s+75\.0%/);
     expect(out.stdout).toMatch(/shield-1\s+shield\s+up/);
+  });
+});
+
+describe('a fleet of nodes sharing a Redis Cluster', () => {
+  let cluster: RedisCluster;
+  beforeAll(async () => {
+    cluster = await startRedisCluster(3);
+  }, 30_000);
+  afterAll(() => cluster.stop());
+
+  it('lists the nodes and brings every purge to every node, one that was down included', async () => {
+    const store: StoreSetting = { kind: 'redis-cluster', nodes: [...cluster.nodes] };
+    const prefix = uniquePrefix();
+    const a = await startNode(prefix, 'a', tempDir(), {}, store);
+    const b = await startNode(prefix, 'b', tempDir(), {}, store);
+    let c = await startNode(prefix, 'c', tempDir(), {}, store);
+    const run = `${Date.now()}`;
+    const live = `/fc/${run}/live?max_age=300&tags=promo`;
+    const missed = `/fc/${run}/missed?max_age=300`;
+    const keep = `/fc/${run}/keep?max_age=300`;
+    for (const n of [a, b, c]) for (const p of [live, missed, keep]) await edge(n, p);
+
+    await until('three nodes in the registry', async () => (JSON.parse((await get(`${admin(a)}/nodes`)).text) as { nodes: unknown[] }).nodes.length === 3);
+
+    await purge(b, { tags: ['promo'] });
+    await until('a and c to purge the tag', async () => (await edge(a, live)).header('x-cache-status') === 'MISS' && (await edge(c, live)).header('x-cache-status') === 'MISS');
+
+    const cDir = c.dir;
+    await c.close();
+    nodes.splice(nodes.indexOf(c), 1);
+    await purge(a, { urls: [`http://${HOST}${missed}`] });
+    c = await startNode(prefix, 'c', cDir, {}, store);
+    expect((await edge(c, missed)).header('x-cache-status')).toBe('MISS');
+    expect((await edge(c, keep)).header('x-cache-status')).toBe('HIT');
+    await until('b to purge the URL', async () => (await edge(b, missed)).header('x-cache-status') === 'MISS');
   });
 });

@@ -2,7 +2,7 @@ import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { CuError } from '../runtime.ts';
-import { IsolateRuntime } from './isolate-runtime.ts';
+import { alignedTimeout, IsolateRuntime } from './isolate-runtime.ts';
 import { MemoryCuServices } from './memory-services.ts';
 import { cuRecord, describeCuRuntime, requestView, runCu, runInput } from './runtime-suite.ts';
 
@@ -125,5 +125,36 @@ describe('isolate runtime', () => {
     const child = spawnSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8', timeout: 20_000 });
     expect(child.stdout.trim()).toBe('const a         = 1;');
     expect(child.stderr).not.toMatch(/ExperimentalWarning/);
+  });
+});
+
+describe('time limits on a grid', () => {
+  it('give each call its limit or up to one grid step and 1 ms more, with deadlines on the grid', () => {
+    for (const [limit, grid] of [[50, 10], [200, 10], [10, 2], [3, 1]] as const) {
+      const seen = new Set<number>();
+      for (let i = 0; i < 2000; i++) {
+        const now = performance.now();
+        const { timeout } = alignedTimeout(limit);
+        expect(timeout).toBeGreaterThanOrEqual(limit);
+        expect(timeout).toBeLessThanOrEqual(limit + grid + 1);
+        // The deadline is the first grid point at or after now + limit, to the millisecond.
+        const deadline = now + timeout;
+        expect(deadline - Math.ceil((now + limit) / grid) * grid).toBeLessThan(1.01);
+        seen.add(Math.ceil((now + limit) / grid));
+      }
+      expect(seen.size).toBeGreaterThan(0);
+    }
+  });
+
+  it('still stop an endless loop, not before its limit', async () => {
+    const runtime = new IsolateRuntime({ services: new MemoryCuServices() });
+    try {
+      const cu = runtime.load(cuRecord({ code: 'while (true) {}', timeoutMs: 20 }));
+      const t0 = performance.now();
+      await expect(runCu(cu, runInput('access'))).rejects.toMatchObject({ kind: 'timeout' });
+      expect(performance.now() - t0).toBeGreaterThanOrEqual(19);
+    } finally {
+      runtime.dispose();
+    }
   });
 });
