@@ -514,13 +514,15 @@ them at the end.
 - The herd: nginx's lock waiters also poll every 500 ms, so its clients get their answer about 500 ms
   after the first byte is asked for, on a 200 ms origin; Varnish wakes its waiters when the object arrives.
 - The long tail counts each item fetched per freshness period (205 items, max-age 10 s): a 30 s run needs
-  about 205 × 3 origin requests at best, more when each worker fetches for itself. Outpost's freshness
-  periods are a little shorter than Varnish's and nginx's: it computes age exactly as RFC 9111 §4.2.3 does,
-  so the origin's 200 ms response delay and the sub-second part that \`Date\` (whole seconds) leaves out
-  count as age already spent, and an item fetched at t = 0 expires 0.2–1.2 s before 10 s. Varnish and
-  nginx count max-age from the moment the response arrived. When the run ends just after 10 s (or 30 s),
-  the 5 hot items are fetched once more by Outpost only; with a 12 s window the counts are equal (280 vs 281
-  in one run).
+  about 205 × 3 origin requests at best, more when each worker fetches for itself. Outpost counts age as
+  nginx and Varnish do (docs/caching.md, "Age"): an apparent age under the one-second resolution of \`Date\`
+  counts as 0 and the origin's response time is not charged to the object, so a freshness period is the
+  full 10 s from the response's arrival. (Under the strict RFC 9111 reading it was 8.8–9.8 s, and the run
+  counted 620 origin requests against Varnish's 615.)
+- The machine: the figures below come from a 2-vCPU Firecracker VM (AMD EPYC) on which every server is
+  3–4× slower per request than on the Xeon VM of the "Where the time goes" profile, and whose speed swings
+  by up to 2× between consecutive runs although no other process is busy (no steal time is reported).
+  Read the min–max ranges before the medians.
 
 ## Latest results
 
@@ -528,7 +530,7 @@ them at the end.
 
 const DOC_TAIL = `## Where the time goes
 
-Profiled on this machine (2 vCPU, Node 24.21) with the worker pinned to CPU 0 and wrk on CPU 1, serving
+Profiled (2026-11-22) on the earlier 2-vCPU Xeon VM (Node 24.21) with the worker pinned to CPU 0 and wrk on CPU 1, serving
 cache HITs of 1 KB (\`node bench/profile.ts --prof\`, below). Figures are CPU time per request of the server
 process (user + kernel, from \`/proc/PID/stat\`), the measure least disturbed by the other tenants of the
 machine, at saturation on a quiet machine:
@@ -577,22 +579,29 @@ Together: ~56,000 → ~75,000 req/s for 1 KB HITs on one core (+30 %), 18 → ~1
   GET/HEAD hits, writing a pre-serialized response head per stored entry (only Age and Cache-Status change
   per second) and the body in one \`writev\`. That is a second HTTP implementation to keep correct against
   request smuggling, pipelining and timeouts; it has not been attempted.
-- **HIT vs Varnish (1 KB, 16 KB)**: 0.80–0.92 depending on run length. The edge-computing hooks now answer
+- **HIT vs Varnish (1 KB, 16 KB)**: 0.80–0.92 on the Xeon VM; see the bars above for the current one. The edge-computing hooks now answer
   synchronously when a phase has no CU and the built-in stage is synchronous except for PURGE (the driver
   awaits only promises). What is left of Outpost's own time is mostly the promise chain of the cache stage;
   a synchronous RAM-hit path (no promise from lookup to response) is the next step.
-- **Computing units (issue 4)**: one trivial access CU takes 1 KB HIT throughput from ~71k to ~33–36k req/s
-  (46–47 %, target ≥ 60 %); each further CU costs ~9 µs (target ≤ 8 µs). A profile with one CU puts ~8 µs
-  of the ~11 µs per request inside isolated-vm's synchronous call into the CU's isolate (entering it and
-  arming its time limit); the same call costs 2.3 µs in an idle micro-benchmark. One call per phase for all
-  of a worker's CUs (one isolate per worker, losing per-CU memory isolation) is the likely way to the bar.
+- **Computing units (issue 4)**: on the current VM, one trivial access CU left 45 % of 1 KB HIT throughput
+  until isolated-vm's per-call time limit was put on a grid. isolated-vm arms a timer per call on a timer
+  thread that wakes at every pending deadline, cancelled or not, so it woke once per CU run; with one CU
+  and a pinned worker that was ~33 µs per request (11.4k req/s with the limit, 19k without, 26.5k with no
+  CU). Deadlines now fall on a grid of a fifth of the limit (at most 10 ms: a 50 ms limit stops a run after
+  50–61 ms), and the thread wakes a few times per grid step (A/B: 16.5k req/s). What is left is the call
+  into the isolate itself (3–7 µs in a micro-benchmark here, several times that under load) and the
+  host's per-run work (request meta, vars as JSON, the run histogram). One call per phase for all of a
+  worker's CUs would pay the entry once; a time limit without isolated-vm's timer would need a watchdog
+  isolated-vm does not offer.
+- **Herd p99 (2 workers)**: a timeline of one herd on the current VM, from the first request's arrival:
+  the writer takes the lock after 4–20 ms (the worker is also accepting the 200 connections), the origin's
+  headers come 204–226 ms later, the fill's disk commit takes ~6 ms before the waiters are released, waking
+  them 1–5 ms, and writing ~100 responses per worker 8–20 ms. Waiters in the other worker used to open and
+  read the body file each (through libuv's 4-thread pool); one read is now shared. Releasing a worker's own
+  waiters after the RAM commit, before the disk commit, would take ~6 ms off half the clients.
 - **Bench runner edge case**: a phase that has only non-repeated Outpost-only scenarios selected (e.g.
   \`--only cu\` with several servers) can find no Outpost server running; run such scenarios with a
   throughput scenario of the same phase, as the full plan does.
-- **Long tail vs Varnish**: see "Reading the figures": the extra origin requests are the 5 hot items fetched
-  once more because RFC 9111 ages end each freshness period earlier than Varnish's; per period, both fetch
-  each item once (Outpost's cache lock collapses the workers' misses node-wide). Meeting it as measured
-  would mean ignoring the response delay and \`Date\` in age, which would change behaviour.
 - **Memory** (no bar, but far from nginx): Outpost's primary and worker are each a Node process, about
   100 MB PSS each when freshly started (V8 heap, Node and the dependencies' code); the worker's heap
   then grows under load (to ~300 MB after the runs above). No tuning of the hot path changes that.
