@@ -8,6 +8,7 @@ import { parseH2load } from './load/h2load.ts';
 import { responseReader } from './load/http1-reader.ts';
 import { runHerd } from './load/herd.ts';
 import { openIdleConnections } from './load/idle-connections.ts';
+import { benchRecord } from './report-fixtures.ts';
 import { evaluateBars, summarise } from './report.ts';
 import type { RunRecord } from './runner.ts';
 import { nginxConfig } from './servers/nginx.ts';
@@ -134,19 +135,8 @@ describe('bench load generators on a real socket', () => {
 });
 
 describe('report', () => {
-  const rec = (scenario: string, server: RunRecord['server'], metrics: Record<string, number>, extra: Partial<RunRecord> = {}): RunRecord => ({
-    scenario,
-    phase: 'w1',
-    server,
-    rep: 1,
-    attempt: 1,
-    discarded: false,
-    noisy: false,
-    metrics,
-    notes: [],
-    elapsedS: 1,
-    ...extra,
-  });
+  const rec = (scenario: string, server: RunRecord['server'], metrics: Record<string, number>, extra: Partial<RunRecord> = {}): RunRecord =>
+    benchRecord(scenario, server, metrics, { phase: 'w1', ...extra });
 
   it('takes the median of kept runs and ignores discarded ones', () => {
     const s = summarise([

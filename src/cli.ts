@@ -13,6 +13,7 @@ import { wafCommand } from './security/waf/waf-cli.ts';
 import { OutpostError } from './errors.ts';
 import { createLogger } from './log/logger.ts';
 import { runPrimary } from './node/primary.ts';
+import { serveUntilSignal } from './node/serve-until-signal.ts';
 import { runOriginCli } from './origin/main.ts';
 import { upCommand } from './up/up-cli.ts';
 
@@ -76,22 +77,7 @@ async function main(argv: string[]): Promise<number> {
         `outpost ready: edge http://localhost:${node.edgePort}${tls}; admin http://${config.admin.host}:${node.adminPort}` +
           (node.originPort ? `; demo origin http://127.0.0.1:${node.originPort}` : ''),
       );
-      let stopping = false;
-      const stop = (signal: string) => {
-        if (stopping) return;
-        stopping = true;
-        log.info({ signal }, 'shutting down: draining connections');
-        node.close().then(
-          () => process.exit(0),
-          (err: unknown) => {
-            log.error({ err }, 'error during shutdown');
-            process.exit(1);
-          },
-        );
-      };
-      process.on('SIGINT', () => stop('SIGINT'));
-      process.on('SIGTERM', () => stop('SIGTERM'));
-      return new Promise<number>(() => undefined);
+      return serveUntilSignal(node, log);
     }
     case 'up':
       return upCommand(rest);

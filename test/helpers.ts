@@ -90,6 +90,16 @@ export async function get(url: string, opts: { method?: string; headers?: Record
   };
 }
 
+/** Polls `check` every 10 ms until it holds; resolves to the ms it took, throws naming `what` after `ms`. */
+export async function until(what: string, check: () => Promise<boolean>, ms = 3000): Promise<number> {
+  const t0 = performance.now();
+  while (!(await check())) {
+    if (performance.now() - t0 > ms) throw new Error(`timed out waiting for ${what}`);
+    await sleep(10);
+  }
+  return performance.now() - t0;
+}
+
 export function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
 }

@@ -1,35 +1,12 @@
 import { describe, expect, it } from 'vitest';
-import { cuCost, markdownTables, summarise, type BenchResult } from '../report.ts';
+import { benchRecord, reportFor } from '../report-fixtures.ts';
+import { cuCost } from '../report.ts';
 import type { RunRecord } from '../runner.ts';
 import type { ServerId } from '../servers/types.ts';
 
 describe('the issue 4 report section', () => {
-  const rec = (scenario: string, metrics: Record<string, number>, server: ServerId = 'outpost'): RunRecord => ({
-    scenario,
-    phase: scenario.endsWith('w1') ? 'w1' : 'w2',
-    server,
-    rep: 1,
-    attempt: 1,
-    discarded: false,
-    noisy: false,
-    metrics,
-    notes: [],
-    elapsedS: 1,
-  });
-  const doc = (records: RunRecord[]): string =>
-    markdownTables({
-      startedAt: '2026-01-01T00:00:00Z',
-      options: { quick: true, reps: 1, maxOtherCpuPct: 15, idleConnections: 10_000, herdClients: 200, longTailS: 10 },
-      machine: { cpuCount: 2, cpuModel: 'x', kernel: 'k' },
-      versions: {},
-      origin: 'o',
-      phases: [],
-      skipped: [],
-      records,
-      summaries: summarise(records),
-      bars: [],
-      elapsedS: 1,
-    } as unknown as BenchResult);
+  const rec = (scenario: string, metrics: Record<string, number>, server: ServerId = 'outpost'): RunRecord => benchRecord(scenario, server, metrics);
+  const doc = reportFor;
 
   it('derives the µs each CU adds from the median throughputs', () => {
     const one = cuCost(50_000, 40_000, 1);

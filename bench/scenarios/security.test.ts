@@ -5,13 +5,11 @@ import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { IpSet } from '../../src/lists/ip-set.ts';
 import { startDemoOrigin } from '../../src/origin/demo-origin.ts';
-import { markdownTables, summarise, type BenchResult } from '../report.ts';
-import type { RunRecord } from '../runner.ts';
+import { benchRecord, reportFor } from '../report-fixtures.ts';
 import { metricSum } from '../servers/outpost-admin.ts';
 import * as outpost from '../servers/outpost.ts';
 import * as outpostSecure from '../servers/outpost-secure.ts';
 import { checkGates, DENIED_PROBE_ADDRESS, denyEntries } from '../servers/outpost-secure.ts';
-import type { ServerId } from '../servers/types.ts';
 
 const root = fileURLToPath(new URL('../..', import.meta.url));
 
@@ -48,32 +46,8 @@ describe('metric sums from an exposition', () => {
 });
 
 describe('the issue 5 report section', () => {
-  const rec = (scenario: string, server: ServerId, metrics: Record<string, number>): RunRecord => ({
-    scenario,
-    phase: scenario.endsWith('w1') ? 'w1' : 'w2',
-    server,
-    rep: 1,
-    attempt: 1,
-    discarded: false,
-    noisy: false,
-    metrics,
-    notes: [],
-    elapsedS: 1,
-  });
-  const doc = (records: RunRecord[]): string =>
-    markdownTables({
-      startedAt: '2026-01-01T00:00:00Z',
-      options: { quick: true, reps: 1, maxOtherCpuPct: 15, idleConnections: 10_000, herdClients: 200, longTailS: 10 },
-      machine: { cpuCount: 2, cpuModel: 'x', kernel: 'k' },
-      versions: {},
-      origin: 'o',
-      phases: [],
-      skipped: [],
-      records,
-      summaries: summarise(records),
-      bars: [],
-      elapsedS: 1,
-    } as unknown as BenchResult);
+  const rec = benchRecord;
+  const doc = reportFor;
 
   it('gives the share of plain throughput against the 85 % target and the compressions per object', () => {
     const text = doc([

@@ -15,7 +15,7 @@ const QVALUE = /^(?:0(?:\.[0-9]{0,3})?|1(?:\.0{0,3})?)$/;
 
 /**
  * Parses Accept-Encoding. Members with an invalid qvalue are dropped rather than guessed at (the
- * same reading as the cache's Vary normalisation in vary.ts); an absent field gives an empty list.
+ * reading the cache's Vary normalisation in vary.ts builds on); an absent field gives an empty list.
  */
 export function parseAcceptEncoding(value: string | readonly string[] | undefined): AcceptedEncodings {
   const listed = new Map<string, number>();

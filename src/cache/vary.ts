@@ -1,6 +1,7 @@
 // Vary (RFC 9110 §12.5.5, RFC 9111 §4.1): which request headers select a stored variant, and the
 // storage-key suffix that names the variant a request selects.
 import type { HeaderMap } from './policy.ts';
+import { parseAcceptEncoding } from './compress-negotiate.ts';
 
 const TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
 
@@ -26,7 +27,6 @@ export function parseVary(headers: HeaderMap): string[] | '*' {
 
 export type NormalizedEncoding = 'br' | 'gzip' | 'identity';
 
-const QVALUE = /^(?:0(?:\.[0-9]{0,3})?|1(?:\.0{0,3})?)$/;
 // Below any qvalue a client can send: identity is acceptable when not mentioned, but only as a last resort.
 const IMPLICIT_IDENTITY_Q = 1e-6;
 const PREFERENCE: readonly NormalizedEncoding[] = ['br', 'gzip', 'identity'];
@@ -41,28 +41,7 @@ const PREFERENCE: readonly NormalizedEncoding[] = ['br', 'gzip', 'identity'];
  */
 export function normalizeAcceptEncoding(value: string | readonly string[] | undefined): NormalizedEncoding {
   if (value === undefined) return 'identity';
-  const s = typeof value === 'string' ? value : value.join(',');
-  const listed = new Map<string, number>();
-  let star: number | undefined;
-  for (const member of s.split(',')) {
-    const params = member.split(';');
-    let coding = params[0]!.trim().toLowerCase();
-    if (coding === '') continue;
-    if (coding === 'x-gzip') coding = 'gzip';
-    let q = 1;
-    let valid = true;
-    for (let i = 1; i < params.length; i++) {
-      const p = params[i]!;
-      const eq = p.indexOf('=');
-      if (eq < 0 || p.slice(0, eq).trim().toLowerCase() !== 'q') continue;
-      const raw = p.slice(eq + 1).trim();
-      if (!QVALUE.test(raw)) valid = false;
-      else q = Number(raw);
-    }
-    if (!valid) continue;
-    if (coding === '*') star ??= q;
-    else if (!listed.has(coding)) listed.set(coding, q);
-  }
+  const { listed, star } = parseAcceptEncoding(value);
   const qOf = (c: NormalizedEncoding): number =>
     listed.get(c) ?? star ?? (c === 'identity' ? IMPLICIT_IDENTITY_Q : 0);
   let best: NormalizedEncoding = 'identity';

@@ -5,6 +5,19 @@
 /** Compiles host patterns into one predicate; an empty list matches every host. */
 export function compileHostMatcher(patterns: readonly string[]): (host: string) => boolean {
   if (patterns.length === 0) return () => true;
+  const test = compileHostPatterns(patterns);
+  return (host) => {
+    const h = host.toLowerCase();
+    return test(h, h.replace(/:\d+$/, ''));
+  };
+}
+
+/**
+ * The same patterns over a host already lower-cased and split from its port, for callers that do
+ * that once per request rather than once per pattern list (the rules engine). An empty list
+ * matches nothing here.
+ */
+export function compileHostPatterns(patterns: readonly string[]): (host: string, bareHost: string) => boolean {
   const exact = new Set<string>();
   const suffixes: string[] = [];
   const regexes: RegExp[] = [];
@@ -15,11 +28,9 @@ export function compileHostMatcher(patterns: readonly string[]): (host: string) 
     } else if (p.startsWith('*.')) suffixes.push(p.slice(1).toLowerCase());
     else exact.add(p.toLowerCase());
   }
-  return (host) => {
-    const h = host.toLowerCase();
-    const bare = h.replace(/:\d+$/, '');
-    if (exact.has(h) || exact.has(bare)) return true;
-    for (const s of suffixes) if (bare.endsWith(s) && bare.length > s.length) return true;
+  return (h, bare) => {
+    if (exact.has(h) || (bare !== h && exact.has(bare))) return true;
+    for (const s of suffixes) if (bare.length > s.length && bare.endsWith(s)) return true;
     for (const r of regexes) if (r.test(h)) return true;
     return false;
   };

@@ -5,6 +5,7 @@ import { readConfigFile, resolveConfig } from '../config/load.ts';
 import { OutpostError } from '../errors.ts';
 import { createLogger } from '../log/logger.ts';
 import { startLoadBalancer } from './lb.ts';
+import { serveUntilSignal } from '../node/serve-until-signal.ts';
 
 export const LB_HELP = `outpost lb — an HTTP load balancer in front of edge nodes
 
@@ -96,20 +97,5 @@ export async function lbCommand(args: string[]): Promise<number> {
     { port: node.port, admin: node.adminPort, policy: config.lb.policy, edges: config.lb.edges.map((e) => `${e.name}=${e.url}`) },
     `outpost lb ready: http://${config.lb.host}:${node.port} → ${config.lb.edges.length} edges (${config.lb.policy}); admin http://${config.lb.admin.host}:${node.adminPort}/members`,
   );
-  let stopping = false;
-  const stop = (signal: string) => {
-    if (stopping) return;
-    stopping = true;
-    log.info({ signal }, 'shutting down: draining connections');
-    node.close().then(
-      () => process.exit(0),
-      (err: unknown) => {
-        log.error({ err }, 'error during shutdown');
-        process.exit(1);
-      },
-    );
-  };
-  process.on('SIGINT', () => stop('SIGINT'));
-  process.on('SIGTERM', () => stop('SIGTERM'));
-  return new Promise<number>(() => undefined);
+  return serveUntilSignal(node, log);
 }

@@ -4,6 +4,7 @@
 import type { BlockList } from 'node:net';
 import type { IncomingHttpHeaders } from 'node:http';
 import { isAllowed, parseCidrList } from '../edge/cidr.ts';
+import { compileHostPatterns } from '../edge/host-match.ts';
 import { compilePathMatcher, hostnameOf, normalizePath } from '../security/gates/scope.ts';
 import type { Condition, ValueMatch } from './schema.ts';
 
@@ -163,30 +164,13 @@ function valueLeaf(what: 'header' | 'cookie' | 'query', m: ValueMatch, get: (f: 
 }
 
 /**
- * Host patterns as src/edge/host-match.ts reads them (exact, "*.example.com", "/regex/flags"; exact
+ * Host patterns read by src/edge/host-match.ts (exact, "*.example.com", "/regex/flags"; exact
  * and wildcard also match the name without its port), over Facts that lower-cased the host and
  * split off the port once per request rather than once per rule.
  */
 function hostTest(patterns: readonly string[]): (f: Facts) => boolean {
-  const exact = new Set<string>();
-  const suffixes: string[] = [];
-  const regexes: RegExp[] = [];
-  for (const p of patterns) {
-    if (p.startsWith('/')) {
-      const m = /^\/(.+)\/([a-z]*)$/.exec(p)!;
-      regexes.push(new RegExp(m[1]!, m[2]));
-    } else if (p.startsWith('*.')) suffixes.push(p.slice(1).toLowerCase());
-    else exact.add(p.toLowerCase());
-  }
-  return (f) => {
-    const h = f.host;
-    if (exact.has(h)) return true;
-    const bare = f.bareHost;
-    if (bare !== h && exact.has(bare)) return true;
-    for (const s of suffixes) if (bare.length > s.length && bare.endsWith(s)) return true;
-    for (const r of regexes) if (r.test(h)) return true;
-    return false;
-  };
+  const test = compileHostPatterns(patterns);
+  return (f) => test(f.host, f.bareHost);
 }
 
 /**

@@ -8,7 +8,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { createLogger } from '../../src/log/logger.ts';
 import { startInProcessNode, type InProcessNode } from '../../src/node/in-process.ts';
 import { startDemoOrigin, type DemoOrigin } from '../../src/origin/demo-origin.ts';
-import { get, originHits, sleep, tempDir, testConfig } from '../helpers.ts';
+import { get, tempDir, originHits, sleep, testConfig, until } from '../helpers.ts';
 import { startRedisCluster, type RedisCluster } from '../support/redis-cluster.ts';
 
 let origin: DemoOrigin;
@@ -43,15 +43,6 @@ const edge = (n: InProcessNode, path: string) => get(`http://127.0.0.1:${n.edge.
 const admin = (n: InProcessNode) => `http://127.0.0.1:${n.adminPort}`;
 const purge = (n: InProcessNode, body: unknown) =>
   get(`${admin(n)}/purge`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
-
-async function until(what: string, check: () => Promise<boolean>, ms = 3000): Promise<number> {
-  const t0 = performance.now();
-  while (!(await check())) {
-    if (performance.now() - t0 > ms) throw new Error(`timed out waiting for ${what}`);
-    await sleep(10);
-  }
-  return performance.now() - t0;
-}
 
 const uniquePrefix = () => `{outpost-fleet-${randomBytes(5).toString('hex')}}`;
 

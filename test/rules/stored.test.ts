@@ -1,7 +1,7 @@
 // Rules stored through the admin API reach the edge without a restart, like CUs, and a rule set
 // that does not compile in this node leaves the last good one running.
 import { afterEach, describe, expect, it } from 'vitest';
-import { get, sleep, startStack, type Stack } from '../helpers.ts';
+import { get, sleep, startStack, type Stack, until } from '../helpers.ts';
 
 let s: Stack | undefined;
 afterEach(async () => {
@@ -11,14 +11,6 @@ afterEach(async () => {
 
 const put = (admin: string, value: unknown) =>
   get(`${admin}/rules`, { method: 'PUT', headers: { 'content-type': 'application/json' }, body: JSON.stringify(value) });
-
-async function until(what: string, check: () => Promise<boolean>): Promise<void> {
-  for (let i = 0; i < 300; i++) {
-    if (await check()) return;
-    await sleep(10);
-  }
-  throw new Error(`timed out waiting for ${what}`);
-}
 
 describe('stored rules', () => {
   it('apply at the edge once saved, and change when saved again', async () => {

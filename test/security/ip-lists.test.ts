@@ -8,7 +8,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { resolveConfig } from '../../src/config/load.ts';
 import { securityHooks } from '../../src/security/cascade.ts';
 import { createLogger } from '../../src/log/logger.ts';
-import { get, originHits, sleep, startStack, type Stack } from '../helpers.ts';
+import { get, originHits, sleep, type Stack, startStack, until } from '../helpers.ts';
 
 let s: Stack | undefined;
 afterEach(async () => {
@@ -17,15 +17,6 @@ afterEach(async () => {
 });
 
 const json = (body: unknown) => ({ headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
-
-async function until(what: string, check: () => Promise<boolean>, ms = 3000): Promise<number> {
-  const t0 = performance.now();
-  while (!(await check())) {
-    if (performance.now() - t0 > ms) throw new Error(`timed out waiting for ${what}`);
-    await sleep(10);
-  }
-  return performance.now() - t0;
-}
 
 describe('IP lists', () => {
   it('refuses addresses on a stored deny list once it is written, and lets them through once removed', async () => {

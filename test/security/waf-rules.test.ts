@@ -8,7 +8,7 @@ import { Agent, request } from 'undici';
 import { afterEach, describe, expect, it } from 'vitest';
 import { startDemoOrigin } from '../../src/origin/demo-origin.ts';
 import { startNodeProcess, type NodeProcess } from '../cluster/node-process.ts';
-import { get, originHits, sleep, startStack, tempDir, type Stack } from '../helpers.ts';
+import { get, tempDir, originHits, sleep, type Stack, startStack, until } from '../helpers.ts';
 
 let s: Stack | undefined;
 afterEach(async () => {
@@ -19,15 +19,6 @@ afterEach(async () => {
 const json = (body: unknown) => ({ headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
 
 const PROMO = { id: 'custom-internal-promo', category: 'custom', description: 'internal promo codes', targets: ['query'], pattern: 'promo=internal-' };
-
-async function until(what: string, check: () => Promise<boolean>, ms = 3000): Promise<number> {
-  const t0 = performance.now();
-  while (!(await check())) {
-    if (performance.now() - t0 > ms) throw new Error(`timed out waiting for ${what}`);
-    await sleep(10);
-  }
-  return performance.now() - t0;
-}
 
 describe('WAF rules saved at run time', () => {
   it('blocks requests matching a rule saved through the admin API within a second, the built-in rules still blocking', async () => {
