@@ -139,7 +139,8 @@ const bound = new WeakMap<CuEntry, { runs: { inc(): void }; duration: { observe(
 function boundMetrics(e: CuEntry, metrics: CuMetrics) {
   let b = bound.get(e);
   if (!b) {
-    b = { runs: metrics.runs.labels({ cu: e.cu.id, phase: e.cu.phase }), duration: metrics.duration.labels({ cu: e.cu.id }) };
+    const id = e.cu.id;
+    b = { runs: metrics.runCounter(id, e.cu.phase), duration: { observe: (v: number) => metrics.duration.observeFor(id, v) } };
     bound.set(e, b);
   }
   return b;
