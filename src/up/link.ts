@@ -33,25 +33,38 @@ export async function startLink(o: LinkOptions): Promise<Link> {
 
   /** Forwards `from` to `to` with the delay; returns when the last chunk forwarded is due. */
   const pipe = (from: Socket, to: Socket, count: (n: number) => void): (() => number) => {
-    // Each chunk is due `latency` after it arrived, but never before the previous one: order kept.
+    // Each chunk is due `latency` after it arrived, but never before the previous one, and one
+    // queue per direction delivers them in order: a timer per chunk would not, since Node computes
+    // a timer's expiry from the loop's cached clock, so a later, shorter timer can fire first.
     let lastDue = 0;
+    const queue: Array<{ due: number; data: Buffer | null }> = [];
+    let timer: NodeJS.Timeout | undefined;
+    const flush = (): void => {
+      timer = undefined;
+      const now = performance.now();
+      while (queue.length > 0 && queue[0]!.due <= now + 0.5) {
+        const { data } = queue.shift()!;
+        if (data === null) to.end();
+        else to.write(data);
+      }
+      if (queue.length > 0) timer = setTimeout(flush, Math.max(1, queue[0]!.due - now));
+    };
+    const send = (due: number, data: Buffer | null): void => {
+      lastDue = due;
+      queue.push({ due, data });
+      timer ??= setTimeout(flush, Math.max(0, due - performance.now()));
+    };
     from.on('data', (d: Buffer) => {
       count(d.length);
       const delay = link.latencyMs + (jitter ? Math.random() * jitter : 0);
-      if (delay <= 0 && lastDue <= performance.now()) {
+      if (delay <= 0 && queue.length === 0 && lastDue <= performance.now()) {
         to.write(d);
         return;
       }
-      const due = Math.max(performance.now() + delay, lastDue);
-      lastDue = due;
-      setTimeout(() => to.write(d), Math.max(0, due - performance.now()));
+      send(Math.max(performance.now() + delay, lastDue), d);
     });
     // A half-close travels with the same delay, after the data before it.
-    from.on('end', () => {
-      const due = Math.max(performance.now() + link.latencyMs, lastDue);
-      lastDue = due;
-      setTimeout(() => to.end(), Math.max(0, due - performance.now()));
-    });
+    from.on('end', () => send(Math.max(performance.now() + link.latencyMs, lastDue), null));
     return () => lastDue;
   };
 

@@ -1,6 +1,5 @@
 // The phase pipeline: hooks run in the fixed order, any phase may answer early, filters change what
 // the client gets (not what is cached), and the access log carries seed 003's fields.
-import { Writable } from 'node:stream';
 import { pino } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
 import { checkHooks } from '../../src/edge/driver.ts';
@@ -9,6 +8,7 @@ import { OutpostError } from '../../src/errors.ts';
 import { startInProcessNode } from '../../src/node/in-process.ts';
 import { startDemoOrigin } from '../../src/origin/demo-origin.ts';
 import { get, originHits, startStack, testConfig, type Stack } from '../helpers.ts';
+import { captureLines } from '../support/captured-log.ts';
 
 let s: Stack | undefined;
 afterEach(async () => {
@@ -112,13 +112,7 @@ describe('phase pipeline', () => {
   });
 
   it("writes one JSON access-log line per request with seed 003's fields, cache status and upstream time", async () => {
-    const lines: Record<string, unknown>[] = [];
-    const sink = new Writable({
-      write(chunk: Buffer, _e, cb) {
-        for (const l of chunk.toString().split('\n')) if (l) lines.push(JSON.parse(l) as Record<string, unknown>);
-        cb();
-      },
-    });
+    const { sink, lines } = captureLines();
     const origin = await startDemoOrigin();
     const config = testConfig(origin.url, { log: { level: 'info', access: true } });
     const node = await startInProcessNode(config, { log: pino({ level: 'info', timestamp: pino.stdTimeFunctions.isoTime }, sink) });

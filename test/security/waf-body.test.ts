@@ -6,12 +6,12 @@ import { rmSync } from 'node:fs';
 import { Agent, createServer, request, type IncomingHttpHeaders, type Server } from 'node:http';
 import { connect } from 'node:http2';
 import type { AddressInfo } from 'node:net';
-import { Writable } from 'node:stream';
 import { pino } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
 import { startInProcessNode, type InProcessNode } from '../../src/node/in-process.ts';
 import { freePort } from '../cluster/node-process.ts';
 import { get, tempDir, testConfig } from '../helpers.ts';
+import { captureLines } from '../support/captured-log.ts';
 
 interface Seen {
   readonly method: string;
@@ -61,13 +61,7 @@ afterEach(async () => {
 async function start(waf: Record<string, unknown>, opts: { tls?: boolean } = {}): Promise<BodyStack> {
   const seen: Seen[] = [];
   const origin = await hashingOrigin(seen);
-  const lines: Array<Record<string, unknown>> = [];
-  const sink = new Writable({
-    write(chunk: Buffer, _e, cb) {
-      for (const l of chunk.toString('utf8').split('\n')) if (l) lines.push(JSON.parse(l) as Record<string, unknown>);
-      cb();
-    },
-  });
+  const { sink, lines } = captureLines();
   const dir = tempDir();
   const tlsPort = opts.tls ? await freePort() : 0;
   const config = testConfig(`http://127.0.0.1:${(origin.address() as AddressInfo).port}`, { edge: { tlsPort }, security: { waf } }, dir);

@@ -1,7 +1,5 @@
 // The stored `waf-rules` set: checked with every mistake named by its place, and followed by a
 // WAF through its process's DocBoard, keeping the last good set when a version does not compile.
-import { Writable } from 'node:stream';
-import { pino, type Logger } from 'pino';
 import { describe, expect, it } from 'vitest';
 import type { StoredDoc } from '../../compute/store/store.ts';
 import { DocBoard } from '../../control/doc-board.ts';
@@ -11,17 +9,8 @@ import { OutpostError } from '../../errors.ts';
 import type { RuleSpec } from './rules.ts';
 import { compileStoredRules, MAX_STORED_RULES, WAF_RULES_DOC } from './stored.ts';
 import { waf } from './waf.ts';
+import { capturedLog } from '../../../test/support/captured-log.ts';
 
-function capturedLog(): { log: Logger; lines: Array<Record<string, unknown>> } {
-  const lines: Array<Record<string, unknown>> = [];
-  const sink = new Writable({
-    write(chunk: Buffer, _e, cb) {
-      for (const l of chunk.toString('utf8').split('\n')) if (l) lines.push(JSON.parse(l) as Record<string, unknown>);
-      cb();
-    },
-  });
-  return { log: pino({ level: 'info' }, sink), lines };
-}
 
 /** A rule spec; `over` may make it invalid on purpose. */
 const rule = (over: Record<string, unknown> = {}): RuleSpec => ({ id: 'custom-promo', category: 'custom', description: 'internal promo codes', targets: ['query'], pattern: 'promo=internal-', ...over }) as RuleSpec;

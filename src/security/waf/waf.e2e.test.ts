@@ -1,22 +1,12 @@
 // The WAF registered as an access hook on a real edge in front of a real demo origin.
 import { request } from 'node:http';
-import { Writable } from 'node:stream';
-import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { get, originHits, startStack, type Stack } from '../../../test/helpers.ts';
 import { ATTACKS, BENIGN, type WafCase } from './waf-cases.ts';
 import { waf, type Waf } from './waf.ts';
+import { capturedLog } from '../../../test/support/captured-log.ts';
 
-function capture(): { lines: Array<Record<string, unknown>>; log: pino.Logger } {
-  const lines: Array<Record<string, unknown>> = [];
-  const sink = new Writable({
-    write(chunk: Buffer, _e, cb) {
-      for (const l of chunk.toString('utf8').split('\n')) if (l) lines.push(JSON.parse(l) as Record<string, unknown>);
-      cb();
-    },
-  });
-  return { lines, log: pino({ level: 'info' }, sink) };
-}
+const capture = capturedLog;
 
 interface Raw {
   readonly status: number;

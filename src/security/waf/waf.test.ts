@@ -1,4 +1,3 @@
-import { Writable } from 'node:stream';
 import { pino, type Logger } from 'pino';
 import { describe, expect, it } from 'vitest';
 import type { EarlyResponse, HookResult, RequestContext } from '../../edge/phases.ts';
@@ -6,18 +5,8 @@ import { newContext } from '../../edge/request.ts';
 import { OutpostError } from '../../errors.ts';
 import { ATTACKS, BENIGN, type WafCase } from './waf-cases.ts';
 import { waf, WAF_VAR, type Waf, type WafMatch, type WafOptions } from './waf.ts';
+import { capturedLog } from '../../../test/support/captured-log.ts';
 
-/** A real pino logger whose lines are kept, parsed. */
-function capturedLog(): { log: Logger; lines: Array<Record<string, unknown>> } {
-  const lines: Array<Record<string, unknown>> = [];
-  const sink = new Writable({
-    write(chunk: Buffer, _e, cb) {
-      for (const l of chunk.toString('utf8').split('\n')) if (l) lines.push(JSON.parse(l) as Record<string, unknown>);
-      cb();
-    },
-  });
-  return { log: pino({ level: 'info' }, sink), lines };
-}
 
 const silent = pino({ level: 'silent' });
 
