@@ -59,7 +59,7 @@ import {
 } from './policy.ts';
 import { contentRange, parseRange, unsatisfiedRange } from './range.ts';
 import { normalizeAcceptEncoding, parseVary, variantSuffix } from './vary.ts';
-import { VARIANT_SEPARATOR, type HeaderList, type PurgeSpec, type StorageTier, type StoredEntry, type StoredMeta, type WriteHandle } from './storage/tier.ts';
+import { VARIANT_SEPARATOR, type HeaderList, type PurgeSpec, type StorageTier, type StoredBody, type StoredEntry, type StoredMeta, type WriteHandle } from './storage/tier.ts';
 
 /** Bodies up to this size are read once and shared by the requests one fill woke (sharedLookup). */
 const SHARED_READ_MAX_BYTES = 1024 * 1024;
@@ -169,7 +169,6 @@ interface HitView {
   hitStatus: string;
 }
 
-
 /** A freshness with its lifetime replaced by a rule's TTL (ctx.cacheOverride.ttlMs), when there is one. */
 function withTtl<F extends { ttlMs: number }>(f: F, ttlMs: number | undefined): F {
   return ttlMs === undefined ? f : { ...f, ttlMs };
@@ -209,7 +208,7 @@ export class HttpCache {
   private readonly deps: HttpCacheDeps;
   private readonly promoting = new Set<string>();
   /** Bodies read once from a slower tier for every request of this worker woken by one fill (see sharedLookup). */
-  private readonly sharedReads = new Map<string, Promise<StoredEntry | undefined>>();
+  private readonly sharedReads = new Map<string, Promise<StoredBody | undefined>>();
   private readonly revalidating = new Set<string>();
   private readonly purges = new PurgeLog();
   /** Per HttpCache: a view holds this cache's name in its Cache-Status. */
@@ -324,9 +323,10 @@ export class HttpCache {
   /**
    * lookup() for the requests a fill wakes together. When the entry is found only in a slower tier
    * (the disk, filled by another worker), every one of them would open and read the same file
-   * through libuv's four-thread pool: a herd of 100 in one worker measured ~25 ms of reads. The
-   * first reads the body into memory and the others share that copy (the promotion to RAM that
-   * find() starts serves the requests after them).
+   * through libuv's four-thread pool: the ~100 readers of a 200-client herd in one worker took
+   * ~20 ms, mostly those reads. The first reads the body into memory and the others share that copy
+   * (the promotion to RAM that find() starts serves the requests after them). Each keeps the meta
+   * its own lookup found, purge log applied.
    */
   private async sharedLookup(key: string, req: HeaderMap): Promise<StoredEntry | undefined> {
     const e = this.lookup(key, req);
@@ -336,7 +336,7 @@ export class HttpCache {
     if (!read) {
       read = readAll(e.body.stream())
         .then(
-          (buf): StoredEntry | undefined => ({ meta: e.meta, body: bufferBody(buf) }),
+          (buf): StoredBody | undefined => bufferBody(buf),
           (err: unknown) => {
             this.deps.log.warn({ key: e.meta.key, err: (err as Error).message }, 'cache: reading a collapsed fill from a slower tier failed');
             return undefined;
@@ -345,7 +345,8 @@ export class HttpCache {
         .finally(() => this.sharedReads.delete(id));
       this.sharedReads.set(id, read);
     }
-    return read;
+    const body = await read;
+    return body === undefined ? undefined : { meta: e.meta, body };
   }
 
   /** Copies an entry found in a slower tier into the faster ones, in the background. */

@@ -62,6 +62,10 @@ describe('a node with two worker processes', () => {
     const wall = performance.now() - t0;
     expect(results.every((r) => r.status === 200)).toBe(true);
     expect(originHits(origin, p)).toBe(1);
+    // Every client got the one fill's bytes: those of the leader's worker as they streamed, the
+    // others' from the shared disk tier (one read per worker, shared by its waiters).
+    expect(results[0]!.body.length).toBeGreaterThan(0);
+    expect(new Set(results.map((r) => r.body)).size).toBe(1);
     const times = results.map((r) => r.ms).sort((a, b) => a - b);
     const slowest = times.at(-1)!;
     // Reported, not asserted tightly: the margin depends on this machine's load.
