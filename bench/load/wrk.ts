@@ -91,3 +91,13 @@ export function parseWrkJson(json: string): LoadResult {
     mibPerS: Math.round((n('bytes') / seconds / 2 ** 20) * 10) / 10,
   };
 }
+
+/**
+ * A wrk Lua prologue that numbers the threads: each sees its own `id` (0, 1, …) in init(), for
+ * scripts that give every thread its own random stream or offset.
+ */
+export const THREAD_ID_LUA = `local counter = 0
+setup = function(thread)
+  thread:set("id", counter)
+  counter = counter + 1
+end`;

@@ -1,16 +1,12 @@
 // Seed 004's long-tail mix: 96 % of requests go to 5 popular items, 4 % spread over 200 others,
 // max-age 10 s, 200 ms origin. What matters is how often each item is fetched per freshness period.
 import { OutpostError } from '../../src/errors.ts';
-import { describeWrk, runWrk, type WrkLoad } from '../load/wrk.ts';
+import { describeWrk, runWrk, THREAD_ID_LUA, type WrkLoad } from '../load/wrk.ts';
 import type { PhaseId, Scenario } from './types.ts';
 
 // The seed's request() with a per-run path prefix and one random stream per wrk thread.
 export const LONG_TAIL_LUA = `
-local counter = 0
-setup = function(thread)
-  thread:set("id", counter)
-  counter = counter + 1
-end
+${THREAD_ID_LUA}
 init = function(args)
   prefix = args[1] or "/lt/"
   math.randomseed(os.time() + 7919 * (id or 0))

@@ -4,7 +4,7 @@
 // compression happens once per object and coding under a HIT load: 50 text objects asked for with br,
 // gzip and no Accept-Encoding in rotation, counting `outpost_compressions_total` around the run.
 import { OutpostError } from '../../src/errors.ts';
-import { describeWrk, runWrk, type WrkLoad } from '../load/wrk.ts';
+import { describeWrk, runWrk, THREAD_ID_LUA, type WrkLoad } from '../load/wrk.ts';
 import { httpGet } from '../proc.ts';
 import { adminMetrics, adminPortOf, httpCall, metricSum } from '../servers/outpost-admin.ts';
 import { checkGates, DENY_ENTRIES } from '../servers/outpost-secure.ts';
@@ -60,11 +60,7 @@ const COMPRESSION_SIZE = '16k';
 
 // Every (object, coding) request formatted once per thread; each thread starts at its own offset.
 export const ROTATION_LUA = `
-local counter = 0
-setup = function(thread)
-  thread:set("id", counter)
-  counter = counter + 1
-end
+${THREAD_ID_LUA}
 init = function(args)
   local prefix = args[1]
   local n = tonumber(args[2])
