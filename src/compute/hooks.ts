@@ -20,6 +20,10 @@ interface CuState {
   view?: CuRequestView;
 }
 
+/** A CU's result that lets the phase go on to the next CU; DONE ends the phase. */
+const NEXT = Symbol('next');
+const DONE = Symbol('done');
+
 const TEXTUAL = /^(text\/|application\/(json|javascript|xml|x-javascript|vnd\.apple\.mpegurl|x-mpegurl|ld\+json)|image\/svg\+xml)/i;
 
 function stateOf(ctx: RequestContext): CuState {
@@ -183,32 +187,54 @@ export function cuHooks(registry: CuRegistry, opts: CuHooksOptions): EdgeHooks {
     return false;
   };
 
-  /** Runs one CU; resolves to its output, or to 'failed' after recording why. */
-  const runOne = async (e: CuEntry, input: CuRunInput): Promise<CuRunOutput | 'failed' | 'skipped'> => {
+  type RunResult = CuRunOutput | 'failed' | 'skipped';
+
+  const succeeded = (e: CuEntry, phase: CuPhase, out: CuRunOutput, t0: number): RunResult => {
+    e.breaker.success();
+    if (metrics) {
+      const m = boundMetrics(e, metrics);
+      m.runs.inc();
+      m.duration.observe((performance.now() - t0) / 1000);
+    }
+    if (out.logs) for (const l of out.logs) cuLog[l.level]({ cu: e.cu.id, phase }, l.msg);
+    return out;
+  };
+
+  const failed = (e: CuEntry, phase: CuPhase, err: unknown): RunResult => {
     const id = e.cu.id;
+    const kind = err instanceof CuError ? err.kind : 'runtime';
+    e.breaker.failure();
+    if (metrics) {
+      boundMetrics(e, metrics).runs.inc();
+      metrics.errors.inc({ cu: id, kind });
+    }
+    log.warn({ cu: id, phase, kind, err: (err as Error).message, policy: e.cu.failure }, `CU ${id} failed (${kind})`);
+    return 'failed';
+  };
+
+  /**
+   * Runs one CU: its output, or 'failed' after recording why. Synchronous CUs (most) answer without
+   * a promise, so a phase whose CUs are all synchronous costs no turn of the microtask queue.
+   */
+  const runOne = (e: CuEntry, input: CuRunInput): RunResult | Promise<RunResult> => {
     if (!e.breaker.allow()) {
-      metrics?.skips.inc({ cu: id, reason: 'breaker' });
+      metrics?.skips.inc({ cu: e.cu.id, reason: 'breaker' });
       return e.cu.failure === 'closed' ? 'failed' : 'skipped';
     }
     const t0 = performance.now();
-    const m = metrics ? boundMetrics(e, metrics) : undefined;
+    let run: CuRunOutput | Promise<CuRunOutput>;
     try {
-      const run = e.loaded.run(input);
-      // Synchronous CUs (most) are not awaited: an await costs a turn of the microtask queue.
-      const out = run instanceof Promise ? await run : run;
-      e.breaker.success();
-      m?.runs.inc();
-      m?.duration.observe((performance.now() - t0) / 1000);
-      if (out.logs) for (const l of out.logs) cuLog[l.level]({ cu: id, phase: input.phase }, l.msg);
-      return out;
+      run = e.loaded.run(input);
     } catch (err) {
-      const kind = err instanceof CuError ? err.kind : 'runtime';
-      e.breaker.failure();
-      m?.runs.inc();
-      metrics?.errors.inc({ cu: id, kind });
-      log.warn({ cu: id, phase: input.phase, kind, err: (err as Error).message, policy: e.cu.failure }, `CU ${id} failed (${kind})`);
-      return 'failed';
+      return failed(e, input.phase, err);
     }
+    if (run instanceof Promise) {
+      return run.then(
+        (out) => succeeded(e, input.phase, out, t0),
+        (err: unknown) => failed(e, input.phase, err),
+      );
+    }
+    return succeeded(e, input.phase, run, t0);
   };
 
   const timings = (ctx: RequestContext) => ({
@@ -219,62 +245,83 @@ export function cuHooks(registry: CuRegistry, opts: CuHooksOptions): EdgeHooks {
     bytesSent: ctx.bytesSent,
   });
 
-  /** rewrite and access: request changes, exit, response headers for later. */
-  const requestPhase = async (phase: 'rewrite' | 'access', ctx: RequestContext, list: CuEntry[]): Promise<HookResult> => {
+  /** What a rewrite/access CU's result does to the request: NEXT, or the phase's answer. */
+  const applyRequestResult = (e: CuEntry, out: RunResult, ctx: RequestContext, st: CuState): HookResult | typeof NEXT => {
+    if (out === 'skipped') return NEXT;
+    if (out === 'failed') return e.cu.failure === 'closed' ? failClosedResponse(e.cu.id) : NEXT;
+    if (out.vars) st.vars = { ...out.vars };
+    if (out.request) {
+      if (out.request.headers) applyHeaderChanges(ctx.headers, out.request.headers);
+      if (out.request.path !== undefined) ctx.path = out.request.path.startsWith('/') ? out.request.path : `/${out.request.path}`;
+      if (out.request.query !== undefined) ctx.query = out.request.query.replace(/^\?/, '');
+      st.view = undefined;
+    }
+    if (out.response?.headers) st.resHeaders = { ...st.resHeaders, ...out.response.headers };
+    if (out.exit) {
+      metrics?.exits.inc({ cu: e.cu.id, status: String(out.exit.status) });
+      return { status: out.exit.status, ...(out.exit.body !== undefined ? { body: out.exit.body } : {}), ...(out.exit.headers ? { headers: out.exit.headers } : {}) };
+    }
+    return NEXT;
+  };
+
+  /** rewrite and access: request changes, exit, response headers for later. Runs list[from…]. */
+  const requestPhase = (phase: 'rewrite' | 'access', ctx: RequestContext, list: CuEntry[], from = 0): HookResult | Promise<HookResult> => {
     const st = stateOf(ctx);
-    for (const e of list) {
+    for (let i = from; i < list.length; i++) {
+      const e = list[i]!;
       st.view ??= requestView(ctx);
-      const out = await runOne(e, { phase, request: st.view, vars: st.vars, timings: timings(ctx) });
-      if (out === 'skipped') continue;
-      if (out === 'failed') {
-        if (e.cu.failure === 'closed') return failClosedResponse(e.cu.id);
-        continue;
+      const out = runOne(e, { phase, request: st.view, vars: st.vars, timings: timings(ctx) });
+      if (out instanceof Promise) {
+        return out.then((o) => {
+          const r = applyRequestResult(e, o, ctx, st);
+          return r === NEXT ? requestPhase(phase, ctx, list, i + 1) : r;
+        });
       }
-      if (out.vars) st.vars = { ...out.vars };
-      if (out.request) {
-        if (out.request.headers) applyHeaderChanges(ctx.headers, out.request.headers);
-        if (out.request.path !== undefined) ctx.path = out.request.path.startsWith('/') ? out.request.path : `/${out.request.path}`;
-        if (out.request.query !== undefined) ctx.query = out.request.query.replace(/^\?/, '');
-        st.view = undefined;
-      }
-      if (out.response?.headers) st.resHeaders = { ...st.resHeaders, ...out.response.headers };
-      if (out.exit) {
-        metrics?.exits.inc({ cu: e.cu.id, status: String(out.exit.status) });
-        return { status: out.exit.status, ...(out.exit.body !== undefined ? { body: out.exit.body } : {}), ...(out.exit.headers ? { headers: out.exit.headers } : {}) };
-      }
+      const r = applyRequestResult(e, out, ctx, st);
+      if (r !== NEXT) return r;
     }
     return undefined;
   };
 
-  /** header_filter with CUs to run. */
-  const headerFilter = async (ctx: RequestContext, head: ResponseHead, list: CuEntry[]): Promise<void> => {
+  /** What a header_filter CU's result does to the response head: NEXT, or DONE to stop the phase. */
+  const applyHeadResult = (e: CuEntry, out: RunResult, ctx: RequestContext, head: ResponseHead, s: CuState): typeof NEXT | typeof DONE => {
+    if (out === 'skipped') return NEXT;
+    if (out === 'failed') {
+      if (e.cu.failure !== 'closed') return NEXT;
+      s.failClosed = e.cu.id;
+      head.status = 503;
+      head.headers = { 'content-type': 'text/plain; charset=utf-8', 'x-outpost-error': 'CU_FAILED', 'cache-control': 'no-store' };
+      return DONE;
+    }
+    if (out.vars) s.vars = { ...out.vars };
+    if (out.response?.status !== undefined) head.status = out.response.status;
+    if (out.response?.headers) applyHeaderChanges(head.headers, out.response.headers);
+    if (out.exit) {
+      // exit() here replaces the response head; the body follows in body_filter.
+      head.status = out.exit.status;
+      if (out.exit.headers) applyHeaderChanges(head.headers, out.exit.headers);
+      if (out.exit.body !== undefined) {
+        s.failClosed = undefined;
+        ctx.vars.set(`${STATE}.body`, out.exit.body);
+      }
+      return DONE;
+    }
+    return NEXT;
+  };
+
+  /** header_filter with CUs to run; runs list[from…]. */
+  const headerFilter = (ctx: RequestContext, head: ResponseHead, list: CuEntry[], from = 0): void | Promise<void> => {
     const s = stateOf(ctx);
-    for (const e of list) {
+    for (let i = from; i < list.length; i++) {
+      const e = list[i]!;
       s.view ??= requestView(ctx);
-      const out = await runOne(e, { phase: 'header_filter', request: s.view, response: { status: head.status, headers: flatHeaders(head.headers) }, vars: s.vars, timings: timings(ctx) });
-      if (out === 'skipped') continue;
-      if (out === 'failed') {
-        if (e.cu.failure === 'closed') {
-          s.failClosed = e.cu.id;
-          head.status = 503;
-          head.headers = { 'content-type': 'text/plain; charset=utf-8', 'x-outpost-error': 'CU_FAILED', 'cache-control': 'no-store' };
-          return;
-        }
-        continue;
+      const out = runOne(e, { phase: 'header_filter', request: s.view, response: { status: head.status, headers: flatHeaders(head.headers) }, vars: s.vars, timings: timings(ctx) });
+      if (out instanceof Promise) {
+        return out.then((o) => {
+          if (applyHeadResult(e, o, ctx, head, s) === NEXT) return headerFilter(ctx, head, list, i + 1);
+        });
       }
-      if (out.vars) s.vars = { ...out.vars };
-      if (out.response?.status !== undefined) head.status = out.response.status;
-      if (out.response?.headers) applyHeaderChanges(head.headers, out.response.headers);
-      if (out.exit) {
-        // exit() here replaces the response head; the body follows in body_filter.
-        head.status = out.exit.status;
-        if (out.exit.headers) applyHeaderChanges(head.headers, out.exit.headers);
-        if (out.exit.body !== undefined) {
-          s.failClosed = undefined;
-          ctx.vars.set(`${STATE}.body`, out.exit.body);
-        }
-        return;
-      }
+      if (applyHeadResult(e, out, ctx, head, s) === DONE) return;
     }
   };
 

@@ -243,6 +243,25 @@ describe('computing units', () => {
     for (const id of ['b-second', 'a-third', 'z-first', 'c-tie']) await removeCu(id);
   });
 
+  it('keeps the order when synchronous and awaiting CUs share a phase, in access and header_filter', async () => {
+    const sync = (tag: string) => `vars.order = (vars.order ?? '') + '${tag}';`;
+    const awaiting = (tag: string) => `await shared.incr('mixed-${tag}'); vars.order = (vars.order ?? '') + '${tag}';`;
+    const cus = [
+      { id: 'mixed-1', phase: 'access', code: sync('1'), priority: 1 },
+      { id: 'mixed-2', phase: 'access', code: awaiting('2'), priority: 2 },
+      { id: 'mixed-3', phase: 'access', code: sync('3'), priority: 3 },
+      { id: 'mixed-4', phase: 'header_filter', code: awaiting('4'), priority: 1 },
+      { id: 'mixed-5', phase: 'header_filter', code: `${sync('5')} res.headers['x-order'] = vars.order;`, priority: 2 },
+      { id: 'mixed-6', phase: 'header_filter', code: `await shared.get('x'); res.headers['x-last'] = vars.order + '6';`, priority: 3 },
+    ];
+    for (const cu of cus) await putCu({ ...cu, hosts: ['mixed.test'] });
+    const r = await get(`${s.base}/m`, { headers: { host: 'mixed.test' } });
+    expect(r.status).toBe(200);
+    expect(r.header('x-order')).toBe('12345');
+    expect(r.header('x-last')).toBe('123456');
+    for (const cu of cus) await removeCu(cu.id);
+  });
+
   it('can disable and enable a CU', async () => {
     await putCu({ id: 'toggle', phase: 'access', code: 'return exit(418)', hosts: ['toggle.test'] });
     expect((await get(`${s.base}/t`, { headers: { host: 'toggle.test' } })).status).toBe(418);

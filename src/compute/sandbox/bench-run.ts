@@ -98,6 +98,7 @@ const cases: Array<[string, string]> = [
   ['trivial sync CU (empty body)', 'return;'],
   ['trivial sync CU (reads a header, passes)', "if (req.headers['x-block'] === '1') return exit(403);"],
   ['token auth (seed 000: args/cookie, sets a cookie)', "const token = req.args.token ?? req.cookies.superstition;\nif (token !== 'token') return exit(403);\nres.headers['set-cookie'] = 'superstition=token';"],
+  ['the bench\'s trivial CU (reads the path, sets a var)', 'if (req.path === "/never") return exit(404); vars.seen = true;'],
   ['sets 2 headers', "res.headers['x-edge'] = 'outpost';\nres.headers['x-client-ip'] = req.ip;"],
   ['async CU: one redis call (in-memory services)', "const n = await redis.incr('count:' + req.ip);\nres.headers['x-request-counter'] = String(n);"],
 ];
