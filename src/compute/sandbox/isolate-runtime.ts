@@ -125,7 +125,9 @@ class IsolateCu implements LoadedCu, RunnerAccess {
 
   run(input: CuRunInput): CuRunOutput | Promise<CuRunOutput> {
     if (this.#disposed) throw new CuError('runtime', this.id, 'the CU was unloaded');
-    if (!this.alive) this.#rebuild();
+    // #entries is dropped whenever the isolate is (see #classify); asking the isolate itself
+    // (isDisposed) would cost a call into isolated-vm on every run.
+    if (this.#entries === null) this.#rebuild();
     return this.#exec.run(input);
   }
 
