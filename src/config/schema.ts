@@ -141,6 +141,8 @@ export const ConfigSchema = z.object({
       /** Peers whose X-Forwarded-For (realIpHeader) is believed for the client address, like nginx's set_real_ip_from. */
       trustedProxies: z.array(cidr).default([]),
       realIpHeader: z.string().regex(/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/, 'expected a header name').default('x-forwarded-for'),
+      /** Plain cleartext GET/HEAD requests read off the socket without node:http (src/edge/fast-http1.ts). */
+      fastHttp1: bool.default(true),
     })
     .prefault({}),
   limits: z

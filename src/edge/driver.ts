@@ -13,9 +13,10 @@ import { OutpostError, toOutpostError } from '../errors.ts';
 import type { AccessRecord } from '../log/logger.ts';
 import type { EdgeMetrics } from '../metrics/metrics.ts';
 import { HOOK_PHASES, type EarlyResponse, type EdgeHooks, type HookPhase, type RequestContext, type ResponseHead } from './phases.ts';
-import { clientAddress, createContext, type NodeRequest } from './request.ts';
+import { FastRequest, FastResponse } from './fast-http1.ts';
+import { clientAddress, createContext, type NodeRequest, type StreamRequest } from './request.ts';
 
-export type NodeResponse = ServerResponse | Http2ServerResponse;
+export type NodeResponse = ServerResponse | Http2ServerResponse | FastResponse;
 
 /** The built-in stages the driver calls between access and header_filter. */
 export interface Stages {
@@ -141,7 +142,7 @@ async function wholeBody(body: Readable, limit: number, tooLarge: () => void): P
  * Reads at least `want` bytes of a request body (fewer if it is shorter) and leaves the rest
  * unread in the stream. `req` is watched because `pipe` does not pass on a client that went away.
  */
-function readPrefix(req: NodeRequest, body: Readable, want: number): Promise<{ chunks: Buffer[]; size: number; ended: boolean }> {
+function readPrefix(req: StreamRequest, body: Readable, want: number): Promise<{ chunks: Buffer[]; size: number; ended: boolean }> {
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
     let size = 0;
@@ -186,7 +187,7 @@ function readPrefix(req: NodeRequest, body: Readable, want: number): Promise<{ c
  * Reads and drops the rest of a refused request's body so that a keep-alive connection can carry
  * the next request; past limits.maxBodyBytes the request (and its connection) is dropped instead.
  */
-function discardBody(req: NodeRequest, body: Readable): void {
+function discardBody(req: StreamRequest, body: Readable): void {
   body.once('error', () => req.destroy());
   body.resume();
 }
@@ -301,7 +302,8 @@ export class Driver {
       const len = Number(req.headers['content-length'] ?? 0);
       if (len > this.o.maxBodyBytes) throw new OutpostError('BODY_TOO_LARGE', `request body of ${len} bytes exceeds limits.maxBodyBytes (${this.o.maxBodyBytes})`);
       const hasBody = len > 0 || req.headers['transfer-encoding'] !== undefined || (req.httpVersionMajor === 2 && !req.readableEnded);
-      if (hasBody) {
+      // The fast lane takes only body-less requests (fast-http1.ts), so a body is a stream's.
+      if (hasBody && !(req instanceof FastRequest)) {
         body = (req as Readable).pipe(limitBody(this.o.maxBodyBytes));
         if (this.bodyInspect.length) {
           const r = await this.inspectBody(ctx, req, body);
@@ -320,7 +322,7 @@ export class Driver {
    * Shows the first bytes of the request body to the hooks that want them. Returns the body for
    * the origin — the same stream with what was read put back — or the early answer of a hook.
    */
-  private async inspectBody(ctx: RequestContext, req: NodeRequest, body: Readable): Promise<Readable | Outgoing> {
+  private async inspectBody(ctx: RequestContext, req: StreamRequest, body: Readable): Promise<Readable | Outgoing> {
     let want = 0;
     let inspectors: typeof this.bodyInspect | undefined;
     for (const b of this.bodyInspect) {
@@ -356,12 +358,12 @@ export class Driver {
     if (noBody && body !== null && !Buffer.isBuffer(body)) body.destroy();
     (res as ServerResponse).writeHead(head.status, head.headers as OutgoingHttpHeaders);
     if (noBody || body === null) {
-      res.end();
+      (res as ServerResponse).end();
       return undefined;
     }
     if (Buffer.isBuffer(body)) {
       ctx.bytesSent = body.length;
-      res.end(body);
+      (res as ServerResponse).end(body);
       return undefined;
     }
     return this.pipeBody(ctx, res, body);
@@ -372,7 +374,7 @@ export class Driver {
       ctx.bytesSent += c.length;
     });
     try {
-      await pipeline(body, res as NodeJS.WritableStream);
+      await pipeline(body, res instanceof FastResponse ? res.sink() : (res as NodeJS.WritableStream));
     } catch (err) {
       // The client went away or the origin broke off mid-body: nothing more can be sent.
       if (!res.destroyed) res.destroy();
@@ -387,8 +389,8 @@ export class Driver {
     if (close && 'shouldKeepAlive' in res) headers.connection = 'close';
     if (Buffer.isBuffer(out.body)) headers['content-length'] = String(out.body.length);
     (res as ServerResponse).writeHead(out.status, headers);
-    if (head || !Buffer.isBuffer(out.body)) res.end();
-    else res.end(out.body);
+    if (head || !Buffer.isBuffer(out.body)) (res as ServerResponse).end();
+    else (res as ServerResponse).end(out.body);
   }
 
   private finish(ctx: RequestContext): void {

@@ -4,9 +4,12 @@
 import type { IncomingHttpHeaders, IncomingMessage } from 'node:http';
 import type { Http2ServerRequest } from 'node:http2';
 import { OutpostError } from '../errors.ts';
+import type { FastRequest } from './fast-http1.ts';
 import type { RequestContext } from './phases.ts';
 
-export type NodeRequest = IncomingMessage | Http2ServerRequest;
+/** A request whose body is a stream; the fast lane's requests have none. */
+export type StreamRequest = IncomingMessage | Http2ServerRequest;
+export type NodeRequest = StreamRequest | FastRequest;
 
 // reg-name (letters, digits, '-', '.'), IPv4, or [IPv6], then an optional port.
 const HOST_RE = /^(?:[a-z0-9](?:[a-z0-9-]{0,62})(?:\.[a-z0-9](?:[a-z0-9-]{0,62}))*\.?|\[[0-9a-f:.]+\])(?::(\d{1,5}))?$/i;

@@ -8,6 +8,7 @@ import type { Logger } from 'pino';
 import type { OutpostConfig } from '../config/load.ts';
 import type { EdgeMetrics } from '../metrics/metrics.ts';
 import type { Driver } from './driver.ts';
+import { FastLane, fastLaneOf } from './fast-http1.ts';
 import type { TlsMaterial } from './tls.ts';
 
 interface ClientFault {
@@ -74,6 +75,7 @@ export function createListeners(config: OutpostConfig, driver: Driver, tls: TlsM
   );
   http.maxConnections = l.maxConnectionsPerWorker;
   http.on('clientError', onClientError(log, metrics));
+  if (config.edge.fastHttp1) new FastLane(http, driver.handle, { maxHeaderBytes: l.maxHeaderBytes, keepAliveTimeout: l.keepAliveTimeout });
 
   let https: Http2SecureServer | undefined;
   if (tls && config.edge.tlsPort !== 0) {
@@ -111,14 +113,17 @@ export async function closeGracefully(server: Server | Http2SecureServer, graceM
   const closed = new Promise<void>((resolve) => server.close(() => resolve()));
   // A keep-alive connection counts as idle only once its last response has fully ended, which may
   // be just after close() was called; so idle connections are swept until the server has closed.
+  const lane = fastLaneOf(server);
   const sweep = () => {
     if ('closeIdleConnections' in server) server.closeIdleConnections();
+    lane?.closeIdle();
   };
   sweep();
   const sweeper = setInterval(sweep, 50);
   sweeper.unref();
   const timer = setTimeout(() => {
     if ('closeAllConnections' in server) server.closeAllConnections();
+    lane?.closeAll();
   }, graceMs);
   timer.unref();
   await closed;
