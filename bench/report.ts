@@ -574,25 +574,30 @@ Together: ~56,000 → ~75,000 req/s for 1 KB HITs on one core (+30 %), 18 → ~1
 ### What would move the bars still missed
 
 - **HIT vs nginx (1 KB, 16 KB, 2 workers)**: not reachable through \`node:http\`, which alone costs more user
-  time per request than the bar allows (above). What would: serving HTTP/1 hits below \`node:http\` — a
-  native HTTP server binding (uWebSockets.js style), or Outpost's own HTTP/1.1 reader on \`node:net\` for
-  GET/HEAD hits, writing a pre-serialized response head per stored entry (only Age and Cache-Status change
-  per second) and the body in one \`writev\`. That is a second HTTP implementation to keep correct against
-  request smuggling, pipelining and timeouts; it has not been attempted.
-- **HIT vs Varnish (1 KB, 16 KB)**: 0.80–0.92 on the Xeon VM; see the bars above for the current one. The edge-computing hooks now answer
-  synchronously when a phase has no CU and the built-in stage is synchronous except for PURGE (the driver
-  awaits only promises). What is left of Outpost's own time is mostly the promise chain of the cache stage;
-  a synchronous RAM-hit path (no promise from lookup to response) is the next step.
-- **Computing units (issue 4)**: on the current VM, one trivial access CU left 45 % of 1 KB HIT throughput
-  until isolated-vm's per-call time limit was put on a grid. isolated-vm arms a timer per call on a timer
-  thread that wakes at every pending deadline, cancelled or not, so it woke once per CU run; with one CU
-  and a pinned worker that was ~33 µs per request (11.4k req/s with the limit, 19k without, 26.5k with no
-  CU). Deadlines now fall on a grid of a fifth of the limit (at most 10 ms: a 50 ms limit stops a run after
-  50–61 ms), and the thread wakes a few times per grid step (A/B: 16.5k req/s). What is left is the call
-  into the isolate itself (3–7 µs in a micro-benchmark here, several times that under load) and the
-  host's per-run work (request meta, vars as JSON, the run histogram). One call per phase for all of a
-  worker's CUs would pay the entry once; a time limit without isolated-vm's timer would need a watchdog
-  isolated-vm does not offer.
+  time per request than the bar allows (above). On the current VM a 20-line \`node:net\` server answering
+  1 KB from memory did ~70–85k req/s where the same through \`node:http\` did ~21–32k (nginx ~40k). So
+  cleartext HTTP/1.1 now has a **fast lane** (\`src/edge/fast-http1.ts\`, docs/architecture.md): plain
+  GET/HEAD requests whose whole head it recognises are read off the socket and answered through the same
+  driver with one write; anything else goes to \`node:http\` with the bytes read. A/B on 1 KB HITs, 8
+  interleaved rounds: 23.4k against 20.5k req/s, 43.8 against 49.0 µs of CPU per request. The gain is
+  smaller than the bare servers suggest because on this VM a response's \`write\` and the wake-up of the
+  client's CPU it causes cost ~15 µs (a third of Outpost's CPU per request, and more the slower the server
+  is, since the client's CPU idles and must be woken each time). What is left of user time is spread thin:
+  the head parser (~2 µs), the driver's async phases and promise chain (~3 µs), rendering the response
+  head (~1.5 µs), the cache lookup (~2 µs). A response head pre-rendered per stored entry and a synchronous
+  RAM-hit path are the next steps.
+- **HIT vs Varnish (1 KB, 16 KB)**: 0.80–0.92 on the Xeon VM; see the bars above for the current one.
+- **Computing units (issue 4)**: isolated-vm's per-call time limit is put on a grid (a timer thread that
+  woke once per CU run cost ~33 µs per request: deadlines now fall on a grid of a fifth of the limit, at
+  most 10 ms, so a 50 ms limit stops a run after 50–61 ms), phases whose CUs are all synchronous answer
+  without a promise (+10 % req/s with one CU, A/B), and a run no longer asks the isolate whether it was
+  disposed. What is left is the call into the isolate itself. \`node bench/isolate-floor.ts\` measures it
+  apart from Outpost: a minimal \`node:http\` server answering 1 KB, with 0, 1 or 5 empty
+  \`applySync\` calls per request. On this VM one empty call costs a server far more than the 1.4 µs it
+  takes in a loop (caches and TLB cold after the request's own work, and the slower server's client CPU
+  idling), above the 8 µs per CU the bar allows, so that bar cannot be met here by any design that enters
+  an isolate per request; one call per phase for all of a worker's CUs would pay the entry once for 5 CUs
+  but not for 1.
 - **Herd p99 (2 workers)**: a timeline of one herd on the current VM, from the first request's arrival:
   the writer takes the lock after 4–20 ms (the worker is also accepting the 200 connections), the origin's
   headers come 204–226 ms later, the fill's disk commit takes ~6 ms before the waiters are released, waking
@@ -614,6 +619,7 @@ node bench/profile.ts --servers outpost,nginx,varnish --rounds 5   # interleaved
 node bench/profile.ts --servers outpost,outpost@/path/to/other/checkout  # A/B two versions of Outpost
 node bench/profile.ts --path /static/16k --workers 2 --keep /tmp/prof    # keep the .cpuprofile files
 node bench/profile-summary.ts /tmp/prof/*.cpuprofile --top 40            # summarise a profile again
+node bench/isolate-floor.ts --rounds 3       # what an empty isolated-vm call costs a minimal server here
 \`\`\`
 
 \`OUTPOST_CPU_PROF_DIR=dir outpost start\` makes every worker write a V8 CPU profile (\`--cpu-prof\`) into
