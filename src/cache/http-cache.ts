@@ -254,8 +254,11 @@ export class HttpCache {
     await Promise.all(this.deps.tiers.map((t) => (late.hardAt ? t.delete(key) : t.purge({ kind: 'key', key }, true)).catch(() => false)));
   }
 
-  /** Answers a request from cache or origin. `body` is the client's request body, if any. */
-  async handle(ctx: RequestContext, body: Readable | null, opts: { refresh?: boolean } = {}): Promise<Outgoing> {
+  /**
+   * Answers a request from cache or origin. `body` is the client's request body, if any.
+   * A fresh HIT from RAM is answered synchronously (no promise); everything else returns one.
+   */
+  handle(ctx: RequestContext, body: Readable | null, opts: { refresh?: boolean } = {}): Outgoing | Promise<Outgoing> {
     if (!this.deps.enabled || !CACHEABLE_METHODS.has(ctx.method)) {
       ctx.cacheOutcome = 'BYPASS';
       ctx.cacheDetail = this.deps.enabled ? 'method' : 'config';

@@ -12,7 +12,7 @@ import { withVariant } from '../cache/key.ts';
 import { OutpostError, toOutpostError } from '../errors.ts';
 import type { AccessRecord } from '../log/logger.ts';
 import type { EdgeMetrics } from '../metrics/metrics.ts';
-import { HOOK_PHASES, type EarlyResponse, type EdgeHooks, type HookPhase, type RequestContext, type ResponseHead } from './phases.ts';
+import { HOOK_PHASES, type EarlyResponse, type EdgeHooks, type HookPhase, type HookResult, type RequestContext, type ResponseHead } from './phases.ts';
 import { FastRequest, FastResponse } from './fast-http1.ts';
 import { clientAddress, createContext, type NodeRequest, type StreamRequest } from './request.ts';
 
@@ -25,7 +25,7 @@ export interface Stages {
   /** Built-in answers before the cache (PURGE, /health); undefined to go on. */
   builtin?(ctx: RequestContext): Promise<Outgoing | undefined> | Outgoing | undefined;
   /** Cache lookup and, on a miss, the upstream request. */
-  serve(ctx: RequestContext, body: Readable | null, refresh: boolean): Promise<Outgoing>;
+  serve(ctx: RequestContext, body: Readable | null, refresh: boolean): Outgoing | Promise<Outgoing>;
 }
 
 export interface DriverOptions {
@@ -196,6 +196,8 @@ export class Driver {
   private readonly o: DriverOptions;
   private readonly rewrite: HookFn<'rewrite'>[];
   private readonly access: HookFn<'access'>[];
+  /** rewrite then access: the driver treats them alike, in this order. */
+  private readonly requestHooks: Array<HookFn<'rewrite'> | HookFn<'access'>>;
   private readonly headerFilter: HookFn<'header_filter'>[];
   private readonly bodyFilter: Array<{ filter: HookFn<'body_filter'>; wants?: (ctx: RequestContext, head: ResponseHead) => boolean }>;
   private readonly bodyInspect: Array<{ wants: NonNullable<EdgeHooks['wantsRequestBody']>; inspect: NonNullable<EdgeHooks['inspectBody']> }>;
@@ -207,6 +209,7 @@ export class Driver {
     // Bound once at start, so a request pays only for the phases that have hooks.
     this.rewrite = o.hooks.flatMap((h) => (h.rewrite ? [h.rewrite.bind(h)] : []));
     this.access = o.hooks.flatMap((h) => (h.access ? [h.access.bind(h)] : []));
+    this.requestHooks = [...this.rewrite, ...this.access];
     this.headerFilter = o.hooks.flatMap((h) => (h.header_filter ? [h.header_filter.bind(h)] : []));
     this.bodyFilter = o.hooks.flatMap((h) => (h.body_filter ? [{ filter: h.body_filter.bind(h), ...(h.wantsBody ? { wants: h.wantsBody.bind(h) } : {}) }] : []));
     this.logHooks = o.hooks.flatMap((h) => (h.log ? [h.log.bind(h)] : []));
@@ -234,7 +237,8 @@ export class Driver {
     }
     let out: Outgoing;
     try {
-      out = await this.phases(ctx, req);
+      const p = this.phases(ctx, req);
+      out = isPromiseLike(p) ? await p : p;
     } catch (err) {
       const e = toOutpostError(err);
       if (e.source === 'client') this.o.metrics.clientErrors.inc({ code: e.code });
@@ -279,43 +283,75 @@ export class Driver {
     this.finish(ctx);
   }
 
-  private async phases(ctx: RequestContext, req: NodeRequest): Promise<Outgoing> {
-    for (const h of this.rewrite) {
-      const p = h(ctx);
-      const r = isPromiseLike(p) ? await p : p;
+  /**
+   * rewrite and access hooks, the built-in stages, then the cache. Synchronous as long as every step
+   * answers synchronously (a cache HIT with no CU to run): such a request costs no promise.
+   */
+  private phases(ctx: RequestContext, req: NodeRequest): Outgoing | Promise<Outgoing> {
+    const hooks = this.requestHooks;
+    for (let i = 0; i < hooks.length; i++) {
+      const r = hooks[i]!(ctx);
+      if (isPromiseLike(r)) return this.hooksFrom(ctx, req, i, r);
       if (r && r !== 'continue') ctx.early = r;
       if (ctx.early) return earlyToOutgoing(ctx.early);
     }
-    for (const h of this.access) {
-      const p = h(ctx);
+    return this.afterHooks(ctx, req);
+  }
+
+  /** phases() from the hook whose answer is a promise on. */
+  private async hooksFrom(ctx: RequestContext, req: NodeRequest, i: number, pending: PromiseLike<HookResult>): Promise<Outgoing> {
+    const hooks = this.requestHooks;
+    for (let p: HookResult | PromiseLike<HookResult> = pending; ; ) {
       const r = isPromiseLike(p) ? await p : p;
       if (r && r !== 'continue') ctx.early = r;
       if (ctx.early) return earlyToOutgoing(ctx.early);
+      if (++i >= hooks.length) break;
+      p = hooks[i]!(ctx);
     }
+    return await this.afterHooks(ctx, req);
+  }
+
+  private afterHooks(ctx: RequestContext, req: NodeRequest): Outgoing | Promise<Outgoing> {
     ctx.cacheKey = this.o.stages.cacheKey(ctx);
     if (ctx.cacheKeyExtra) ctx.cacheKey = withVariant(ctx.cacheKey, ctx.cacheKeyExtra);
     const b = this.o.stages.builtin?.(ctx);
-    const builtin = isPromiseLike(b) ? await b : b;
-    if (builtin) return builtin;
+    if (isPromiseLike(b)) return this.afterBuiltin(ctx, req, b);
+    if (b) return b;
+    return this.toCache(ctx, req);
+  }
+
+  private async afterBuiltin(ctx: RequestContext, req: NodeRequest, pending: PromiseLike<Outgoing | undefined>): Promise<Outgoing> {
+    const builtin = await pending;
+    return builtin ?? (await this.toCache(ctx, req));
+  }
+
+  /** The cache stage, with the request body (if any) shown to the hooks that inspect bodies first. */
+  private toCache(ctx: RequestContext, req: NodeRequest): Outgoing | Promise<Outgoing> {
+    if (ctx.method !== 'GET' && ctx.method !== 'HEAD') return this.withBody(ctx, req);
+    return this.serve(ctx, null);
+  }
+
+  private async withBody(ctx: RequestContext, req: NodeRequest): Promise<Outgoing> {
     let body: Readable | null = null;
-    if (ctx.method !== 'GET' && ctx.method !== 'HEAD') {
-      const len = Number(req.headers['content-length'] ?? 0);
-      if (len > this.o.maxBodyBytes) throw new OutpostError('BODY_TOO_LARGE', `request body of ${len} bytes exceeds limits.maxBodyBytes (${this.o.maxBodyBytes})`);
-      const hasBody = len > 0 || req.headers['transfer-encoding'] !== undefined || (req.httpVersionMajor === 2 && !req.readableEnded);
-      // The fast lane takes only body-less requests (fast-http1.ts), so a body is a stream's.
-      if (hasBody && !(req instanceof FastRequest)) {
-        body = (req as Readable).pipe(limitBody(this.o.maxBodyBytes));
-        if (this.bodyInspect.length) {
-          const r = await this.inspectBody(ctx, req, body);
-          if (!(r instanceof Readable)) return r;
-          body = r;
-        }
+    const len = Number(req.headers['content-length'] ?? 0);
+    if (len > this.o.maxBodyBytes) throw new OutpostError('BODY_TOO_LARGE', `request body of ${len} bytes exceeds limits.maxBodyBytes (${this.o.maxBodyBytes})`);
+    const hasBody = len > 0 || req.headers['transfer-encoding'] !== undefined || (req.httpVersionMajor === 2 && !req.readableEnded);
+    // The fast lane takes only body-less requests (fast-http1.ts), so a body is a stream's.
+    if (hasBody && !(req instanceof FastRequest)) {
+      body = (req as Readable).pipe(limitBody(this.o.maxBodyBytes));
+      if (this.bodyInspect.length) {
+        const r = await this.inspectBody(ctx, req, body);
+        if (!(r instanceof Readable)) return r;
+        body = r;
       }
     }
+    return await this.serve(ctx, body);
+  }
+
+  private serve(ctx: RequestContext, body: Readable | null): Outgoing | Promise<Outgoing> {
     const refresh = ctx.headers['x-outpost-prefetch'] === this.o.prefetchToken;
     if (refresh) delete ctx.headers['x-outpost-prefetch'];
-    // `return await`: an async function that returns a promise unwraps it one microtask later.
-    return await this.o.stages.serve(ctx, body, refresh);
+    return this.o.stages.serve(ctx, body, refresh);
   }
 
   /**
