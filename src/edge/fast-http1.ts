@@ -236,7 +236,6 @@ export class FastResponse {
 
   /** The head as node:http writes it; `contentLength` is added when the response has none. */
   #renderHead(contentLength: number | undefined): string {
-    this.headersSent = true;
     const status = this.statusCode;
     let out = `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? 'unknown'}\r\n`;
     const h = this.#headers;
@@ -261,6 +260,9 @@ export class FastResponse {
     if (contentLength !== undefined && !length) out += `Content-Length: ${contentLength}\r\n`;
     else if (contentLength === undefined && !length && this.#chunked) out += 'Transfer-Encoding: chunked\r\n';
     if (!this.#close) out += this.#conn.keepAliveLines;
+    // Only now: a header node:http would refuse throws before anything is sent, so the driver can
+    // still answer with an error response.
+    this.headersSent = true;
     return `${out}\r\n`;
   }
 }
@@ -288,10 +290,6 @@ class FastConnection {
     socket.on('data', this.#onData);
     socket.on('error', this.#onError);
     socket.once('close', this.#onClose);
-  }
-
-  get idle(): boolean {
-    return this.#current === undefined;
   }
 
   readonly #onData = (chunk: Buffer): void => {
@@ -408,11 +406,6 @@ export class FastLane {
     this.#sweeper.unref();
     server.once('close', () => clearInterval(this.#sweeper));
     lanes.set(server, this);
-  }
-
-  /** Connections on the lane now (not counting those handed to node:http). */
-  get connections(): number {
-    return this.#conns.size;
   }
 
   /** @internal */
