@@ -2,8 +2,8 @@
 // storage-key suffix that names the variant a request selects.
 import type { HeaderMap } from './policy.ts';
 import { parseAcceptEncoding } from './compress-negotiate.ts';
+import { HTTP_TOKEN } from '../edge/http-token.ts';
 
-const TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
 
 /**
  * The request header names a response varies on: lower-case, deduplicated, sorted (so equal sets
@@ -18,7 +18,7 @@ export function parseVary(headers: HeaderMap): string[] | '*' {
     for (const part of line.split(',')) {
       const name = part.trim();
       if (name === '') continue;
-      if (name === '*' || !TOKEN.test(name)) return '*';
+      if (name === '*' || !HTTP_TOKEN.test(name)) return '*';
       names.add(name.toLowerCase());
     }
   }

@@ -4,6 +4,7 @@ import { z } from 'zod';
 import { parseDuration, parseSize } from './units.ts';
 import { HASH_KEY_PATTERN } from '../balance/key.ts';
 import { POLICIES } from '../balance/policies.ts';
+import { HTTP_TOKEN } from '../edge/http-token.ts';
 
 const duration = z.union([z.number(), z.string()]).transform((v, ctx) => {
   const ms = parseDuration(v);
@@ -91,7 +92,7 @@ export const PoolSchema = z.object({
   /** 'preserve' sends the client's Host, 'peer' the peer's host:port, anything else is sent verbatim. */
   host: z.string().min(1).default('preserve'),
   /** Extra request headers sent to the origin, e.g. a shared secret. */
-  headers: z.record(z.string().regex(/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/, 'expected a header name'), z.string()).default({}),
+  headers: z.record(z.string().regex(HTTP_TOKEN, 'expected a header name'), z.string()).default({}),
   /** How a peer is chosen: rr (weighted round robin), leastconn, chash or bounded (consistent hashing). */
   policy: balancePolicy.default('rr'),
   hashKey: hashKey.default('uri'),
@@ -140,7 +141,7 @@ export const ConfigSchema = z.object({
       via: bool.default(true),
       /** Peers whose X-Forwarded-For (realIpHeader) is believed for the client address, like nginx's set_real_ip_from. */
       trustedProxies: z.array(cidr).default([]),
-      realIpHeader: z.string().regex(/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/, 'expected a header name').default('x-forwarded-for'),
+      realIpHeader: z.string().regex(HTTP_TOKEN, 'expected a header name').default('x-forwarded-for'),
       /** Plain cleartext GET/HEAD requests read off the socket without node:http (src/edge/fast-http1.ts). */
       fastHttp1: bool.default(true),
     })

@@ -18,6 +18,7 @@
 import { STATUS_CODES, type Server } from 'node:http';
 import type { Socket } from 'node:net';
 import { Writable } from 'node:stream';
+import { HTTP_TOKEN } from './http-token.ts';
 
 /** Called for each request the lane takes: the Driver's handler. */
 export type FastHandler = (req: FastRequest, res: FastResponse) => void;
@@ -29,7 +30,6 @@ export interface FastLaneOptions {
   readonly keepAliveTimeout: number;
 }
 
-const TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
 /** What node:http accepts in a header value: HTAB, visible ASCII, space and obs-text. */
 const BAD_VALUE = /[^\t\x20-\x7e\x80-\xff]/;
 /** Visible ASCII only: the rest of a target's checks are createContext's, on both lanes. */
@@ -88,7 +88,7 @@ export function parseHead(chunk: Buffer, maxHeaderBytes: number): FastRequest | 
     const colon = s.indexOf(':', pos);
     if (colon <= pos || colon > end || raw.length >= MAX_HEADERS * 2) return undefined;
     const rawName = s.slice(pos, colon);
-    if (!TOKEN.test(rawName)) return undefined;
+    if (!HTTP_TOKEN.test(rawName)) return undefined;
     let vs = colon + 1;
     let ve = end;
     while (vs < ve && (s.charCodeAt(vs) === 32 || s.charCodeAt(vs) === 9)) vs++;
@@ -244,7 +244,7 @@ export class FastResponse {
     for (const name in h) {
       const v = h[name];
       if (v === undefined) continue;
-      if (!TOKEN.test(name)) throw new TypeError(`invalid response header name ${JSON.stringify(name)}`);
+      if (!HTTP_TOKEN.test(name)) throw new TypeError(`invalid response header name ${JSON.stringify(name)}`);
       // Only the names node:http looks at are compared (date, connection, content-length).
       const lower = name.length === 4 || name.length === 10 || name.length === 14 ? name.toLowerCase() : '';
       if (lower === 'date') date = true;
