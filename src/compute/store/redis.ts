@@ -405,8 +405,12 @@ export class RedisCuStore implements CuStore {
         return;
       }
       // Back after a disconnection: changes announced meanwhile were missed. Once subscribed again
-      // (this SUBSCRIBE's reply comes after ioredis's own resubscription), tell listeners to re-read.
-      sub.subscribe(this.keys.channel).then(fire, () => undefined);
+      // (this SUBSCRIBE's reply comes after ioredis's own resubscription), tell listeners to re-read;
+      // unless the command connection is still down: its own 'ready' tells them (a read now would
+      // only fail and report the store unreachable for a moment).
+      sub.subscribe(this.keys.channel).then(() => {
+        if (this.#client.status === 'ready') fire();
+      }, () => undefined);
     });
     this.#subscriber = sub;
     this.#subscribed = sub.subscribe(this.keys.channel);
