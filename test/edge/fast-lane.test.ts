@@ -82,7 +82,8 @@ const stable = (h: Record<string, string>) => Object.fromEntries(Object.entries(
 
 describe('the cleartext fast lane', () => {
   it('answers a MISS, a HIT and a HEAD with the status, headers and body node:http gives', async () => {
-    for (const path of ['/static/4k.txt?same=1', '/static/1k?same=2']) {
+    // 1 KiB goes out copied with the head into one buffer; 4 KiB text (compressed or not) and 16 KiB written corked.
+    for (const path of ['/static/4k.txt?same=1', '/static/1k?same=2', '/static/16k?same=3']) {
       const a = new Client(fast.node.edge.port);
       const b = new Client(plain.node.edge.port);
       for (const method of ['GET', 'GET', 'HEAD']) {
