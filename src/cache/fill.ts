@@ -23,14 +23,17 @@ function waitDrain(out: PassThrough): Promise<void> {
 }
 
 /**
- * Copies `source` into every writer and, when `client` is given, into it. Resolves when the
- * body has been read to the end (or failed); `makeMeta(size)` supplies the metadata to commit.
+ * Copies `source` into every writer and, when `client` is given, into it. Resolves when every
+ * writer has committed (or the body failed); `makeMeta(size)` supplies the metadata to commit.
+ * The first writer is the fastest tier: once it has committed, `onFirstCommitted` runs and the
+ * client's stream ends, without waiting for the slower tiers (a disk commit syncs to disk).
  */
 export async function fillFromOrigin(
   source: Readable,
   writers: readonly WriteHandle[],
   client: PassThrough | null,
   makeMeta: (size: number) => StoredMeta,
+  onFirstCommitted?: () => void,
 ): Promise<FillResult> {
   let bytes = 0;
   try {
@@ -46,8 +49,14 @@ export async function fillFromOrigin(
     return { stored: false, bytes, error: err as Error };
   }
   const meta = makeMeta(bytes);
-  const committed = await Promise.all(writers.map((w) => w.commit(meta).catch(() => false)));
-  client?.end();
+  const commits = writers.map((w) => w.commit(meta).catch(() => false));
+  if (commits.length > 1) {
+    const first = await commits[0]!;
+    if (first) onFirstCommitted?.();
+    client?.end();
+  }
+  const committed = await Promise.all(commits);
+  if (commits.length <= 1) client?.end();
   return { stored: committed.some(Boolean), bytes };
 }
 

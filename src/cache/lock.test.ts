@@ -61,6 +61,24 @@ describe('request collapsing lock', () => {
     wa.release('stored');
   });
 
+  it("wakes the writer's own worker at releaseLocal and the other workers only at release", async () => {
+    const table = new LockTable({ maxAgeMs: 10_000 });
+    const a = new Collapser(new InProcessLock(table), { timeoutMs: 1000 });
+    const b = new Collapser(new InProcessLock(table), { timeoutMs: 1000 });
+    const w = writer(await a.acquire('k'));
+    const woken: string[] = [];
+    const local = a.acquire('k').then((g) => woken.push(`a:${g.role === 'reader' ? g.outcome : g.role}`));
+    const remote = b.acquire('k').then((g) => woken.push(`b:${g.role === 'reader' ? g.outcome : g.role}`));
+    w.releaseLocal?.();
+    await local;
+    await new Promise((r) => setTimeout(r, 20));
+    expect(woken).toEqual(['a:stored']);
+    w.release('stored');
+    await remote;
+    expect(woken).toEqual(['a:stored', 'b:stored']);
+    expect(table.size).toBe(0);
+  });
+
   it('asks the node-wide table once per worker however many requests wait in it', async () => {
     let asked = 0;
     const table = new LockTable({ maxAgeMs: 10_000 });

@@ -10,7 +10,16 @@
 export type FillOutcome = 'stored' | 'failed' | 'uncacheable';
 
 export type LockGrant =
-  | { readonly role: 'writer'; release(outcome: FillOutcome): void }
+  | {
+      readonly role: 'writer';
+      release(outcome: FillOutcome): void;
+      /**
+       * The fill is stored where this worker reads first (its RAM): wakes this worker's waiters
+       * now, with 'stored', while the node-wide lock is kept until release(), for the workers
+       * that can only read it from a shared tier still being written.
+       */
+      releaseLocal?(): void;
+    }
   | { readonly role: 'reader'; readonly outcome: FillOutcome | 'timeout' };
 
 export type RemoteAcquire = { readonly granted: true; readonly token: number } | { readonly granted: false; readonly outcome: FillOutcome };
@@ -147,6 +156,9 @@ export class Collapser {
                 released = true;
                 this.remote.release(key, r.token, outcome);
                 settle(outcome);
+              },
+              releaseLocal: () => {
+                if (!released) settle('stored');
               },
             });
             return;
