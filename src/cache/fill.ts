@@ -50,13 +50,9 @@ export async function fillFromOrigin(
   }
   const meta = makeMeta(bytes);
   const commits = writers.map((w) => w.commit(meta).catch(() => false));
-  if (commits.length > 1) {
-    const first = await commits[0]!;
-    if (first) onFirstCommitted?.();
-    client?.end();
-  }
+  if (commits.length > 0 && (await commits[0])) onFirstCommitted?.();
+  client?.end();
   const committed = await Promise.all(commits);
-  if (commits.length <= 1) client?.end();
   return { stored: committed.some(Boolean), bytes };
 }
 

@@ -34,7 +34,7 @@ import {
 import type { ContentCoding } from './compress-negotiate.ts';
 import { bufferBody, Compression } from './compress-variants.ts';
 import { PurgeLog } from './purge-log.ts';
-import type { Collapser, LockGrant } from './lock.ts';
+import type { Collapser, LockGrant, SharedFill } from './lock.ts';
 import { formatCacheStatus, type CacheOutcome } from './outcome.ts';
 import {
   CDN_ONLY_HEADERS,
@@ -63,6 +63,8 @@ import { VARIANT_SEPARATOR, type HeaderList, type PurgeSpec, type StorageTier, t
 
 /** Bodies up to this size are read once and shared by the requests one fill woke (sharedRead). */
 const SHARED_READ_MAX_BYTES = 1024 * 1024;
+/** Objects up to this size are handed to other workers' waiters over IPC (SharedFill), base64 in JSON. */
+const SHARE_MAX_BYTES = 256 * 1024;
 
 export interface Outgoing {
   status: number;
@@ -209,6 +211,8 @@ export class HttpCache {
   private readonly promoting = new Set<string>();
   /** Bodies read once from a slower tier for every request of this worker woken by one fill (see sharedRead). */
   private readonly sharedReads = new Map<string, Promise<StoredBody | undefined>>();
+  /** Fills other workers shared (SharedFill), being put in RAM: once for all the waiters they woke. */
+  private readonly adopting = new WeakMap<SharedFill, Promise<boolean>>();
   private readonly woken = new Map<string, { vary: readonly string[]; suffix: string; entry: Promise<StoredEntry | undefined> }>();
   private readonly revalidating = new Set<string>();
   private readonly purges = new PurgeLog();
@@ -375,6 +379,29 @@ export class HttpCache {
     return body === undefined ? undefined : { meta: e.meta, body };
   }
 
+  /** Puts an object another worker shared into this worker's RAM, for the waiters it woke. */
+  private adopt(fill: SharedFill): Promise<boolean> {
+    let done = this.adopting.get(fill);
+    if (!done) {
+      done = this.writeEntry(this.deps.tiers[0]!, fill.meta, fill.body).catch(() => false);
+      this.adopting.set(fill, done);
+    }
+    return done;
+  }
+
+  /**
+   * Once this worker's RAM holds a fill, the other workers' waiters get it over IPC (SharedFill)
+   * instead of waiting for the disk's commit. Only what their RAM takes and needs no Vary marker:
+   * a waiter that found nothing would go to the origin itself.
+   */
+  private shareFill(grant: Extract<LockGrant, { role: 'writer' }> | undefined, storageKey: string): void {
+    if (!grant?.share) return;
+    const ram = this.deps.tiers[0]!;
+    const e = ram.get(storageKey);
+    if (!e || e.body.buffer === undefined || e.meta.vary.length > 0 || e.meta.size > Math.min(ram.maxObjectBytes, SHARE_MAX_BYTES)) return;
+    grant.share({ meta: e.meta, body: e.body.buffer });
+  }
+
   /** Copies an entry found in a slower tier into the faster ones, in the background. */
   private promote(key: string, entry: StoredEntry, from: number): void {
     const meta = entry.meta;
@@ -421,6 +448,7 @@ export class HttpCache {
       if (grant.role === 'reader') {
         ctx.collapsed = true;
         if (woken) {
+          if (grant.shared) await this.adopt(grant.shared);
           const e = await this.wokenLookup(key, ctx.headers);
           if (e && this.stateOf(e.meta, Date.now()) === 'fresh') {
             this.deps.metrics.collapsed.inc({ result: 'hit' });
@@ -601,8 +629,13 @@ export class HttpCache {
       }
     }
     // Whatever tier commits first, this worker can read it: its own waiters need not wait for the
-    // others (the disk's commit syncs to disk); other workers wait for the release in fillDone.
-    void fillFromOrigin(res.body, writers, client, makeMeta, () => grant?.releaseLocal?.()).then(fillDone);
+    // others (the disk's commit syncs to disk). Other workers get a small object over IPC, or wait
+    // for the release in fillDone.
+    const firstCommitted = () => {
+      grant?.releaseLocal?.();
+      this.shareFill(grant, storageKey);
+    };
+    void fillFromOrigin(res.body, writers, client, makeMeta, firstCommitted).then(fillDone);
     return out;
   }
 

@@ -79,6 +79,23 @@ describe('request collapsing lock', () => {
     expect(table.size).toBe(0);
   });
 
+  it("hands a shared fill to the other workers' waiters and keeps the lock for later ones", async () => {
+    const table = new LockTable({ maxAgeMs: 10_000 });
+    const a = new Collapser(new InProcessLock(table), { timeoutMs: 1000 });
+    const b = new Collapser(new InProcessLock(table), { timeoutMs: 1000 });
+    const w = writer(await a.acquire('k'));
+    const early = Promise.all([b.acquire('k'), b.acquire('k')]);
+    await new Promise((r) => setTimeout(r, 10));
+    const fill = { meta: { key: 'k' } as never, body: Buffer.from('x') };
+    w.share?.(fill);
+    for (const g of await early) expect(g).toEqual({ role: 'reader', outcome: 'stored', shared: fill });
+    expect(table.size).toBe(1);
+    const late = b.acquire('k');
+    w.release('stored');
+    expect(await late).toEqual({ role: 'reader', outcome: 'stored' });
+    expect(table.size).toBe(0);
+  });
+
   it('asks the node-wide table once per worker however many requests wait in it', async () => {
     let asked = 0;
     const table = new LockTable({ maxAgeMs: 10_000 });

@@ -6,8 +6,20 @@
 // Waiters are woken the moment the writer releases — there is no polling interval (nginx's
 // proxy_cache_lock re-checks every 500 ms).
 
+import type { StoredMeta } from './storage/tier.ts';
+
 /** How a fill ended, as told to the requests that waited for it. */
 export type FillOutcome = 'stored' | 'failed' | 'uncacheable';
+
+/**
+ * A small object a writer hands to the other workers' waiters as soon as its own RAM holds it,
+ * before the shared disk tier has committed (which syncs to disk): they put it in their RAM and
+ * answer at once. The node-wide lock stays held until the disk has it.
+ */
+export interface SharedFill {
+  readonly meta: StoredMeta;
+  readonly body: Buffer;
+}
 
 export type LockGrant =
   | {
@@ -19,27 +31,34 @@ export type LockGrant =
        * that can only read it from a shared tier still being written.
        */
       releaseLocal?(): void;
+      /** Hands the stored object to the other workers' waiters (see SharedFill); present only across workers. */
+      share?(fill: SharedFill): void;
     }
-  | { readonly role: 'reader'; readonly outcome: FillOutcome | 'timeout' };
+  | { readonly role: 'reader'; readonly outcome: FillOutcome | 'timeout'; readonly shared?: SharedFill };
 
-export type RemoteAcquire = { readonly granted: true; readonly token: number } | { readonly granted: false; readonly outcome: FillOutcome };
+export type RemoteAcquire =
+  | { readonly granted: true; readonly token: number }
+  | { readonly granted: false; readonly outcome: FillOutcome; readonly shared?: SharedFill };
 
 /** Transport from a worker to the node-wide LockTable. */
 export interface RemoteLock {
   /** Resolves at once when granted; otherwise when the current writer releases. */
   acquire(key: string): Promise<RemoteAcquire>;
   release(key: string, token: number, outcome: FillOutcome): void;
+  /** Wakes the requests queued so far with 'stored' and `fill`; the lock stays held. */
+  share?(key: string, token: number, fill: SharedFill): void;
 }
 
-interface Held {
+interface Held<S> {
   token: number;
   owner: string;
   since: number;
-  waiters: Array<(outcome: FillOutcome) => void>;
+  waiters: Array<(outcome: FillOutcome, shared?: S) => void>;
 }
 
-export class LockTable {
-  private readonly held = new Map<string, Held>();
+/** The node-wide table; `S` is how a SharedFill travels (the primary keeps it in its wire form). */
+export class LockTable<S = SharedFill> {
+  private readonly held = new Map<string, Held<S>>();
   private nextToken = 1;
   private readonly maxAgeMs: number;
   private readonly now: () => number;
@@ -51,7 +70,7 @@ export class LockTable {
   }
 
   /** Grants the lock (returns its token) or queues `onRelease` and returns undefined. */
-  acquire(key: string, owner: string, onRelease: (outcome: FillOutcome) => void): number | undefined {
+  acquire(key: string, owner: string, onRelease: (outcome: FillOutcome, shared?: S) => void): number | undefined {
     const h = this.held.get(key);
     const now = this.now();
     if (h && now - h.since < this.maxAgeMs) {
@@ -72,6 +91,15 @@ export class LockTable {
     for (const w of h.waiters) w(outcome);
   }
 
+  /** Wakes the requests queued for a held lock with the writer's object; later ones wait for release. */
+  share(key: string, token: number, fill: S): void {
+    const h = this.held.get(key);
+    if (!h || h.token !== token) return;
+    const waiters = h.waiters;
+    h.waiters = [];
+    for (const w of waiters) w('stored', fill);
+  }
+
   /** Releases every lock of an owner that went away (a worker that died mid-fill). */
   releaseOwner(owner: string): void {
     for (const [key, h] of this.held) if (h.owner === owner) this.release(key, h.token, 'failed');
@@ -90,17 +118,20 @@ export class InProcessLock implements RemoteLock {
   }
   acquire(key: string): Promise<RemoteAcquire> {
     return new Promise((resolve) => {
-      const token = this.table.acquire(key, 'local', (outcome) => resolve({ granted: false, outcome }));
+      const token = this.table.acquire(key, 'local', (outcome, shared) => resolve(shared ? { granted: false, outcome, shared } : { granted: false, outcome }));
       if (token !== undefined) resolve({ granted: true, token });
     });
   }
   release(key: string, token: number, outcome: FillOutcome): void {
     this.table.release(key, token, outcome);
   }
+  share(key: string, token: number, fill: SharedFill): void {
+    this.table.share(key, token, fill);
+  }
 }
 
 interface Pending {
-  readonly waiters: Set<(outcome: FillOutcome | 'timeout') => void>;
+  readonly waiters: Set<(outcome: FillOutcome | 'timeout', shared?: SharedFill) => void>;
 }
 
 export class Collapser {
@@ -124,9 +155,9 @@ export class Collapser {
     if (p) return this.waitLocally(p);
     const mine: Pending = { waiters: new Set() };
     this.inflight.set(key, mine);
-    const settle = (outcome: FillOutcome | 'timeout') => {
+    const settle = (outcome: FillOutcome | 'timeout', shared?: SharedFill) => {
       if (this.inflight.get(key) === mine) this.inflight.delete(key);
-      for (const w of mine.waiters) w(outcome);
+      for (const w of mine.waiters) w(outcome, shared);
       mine.waiters.clear();
     };
     return new Promise<LockGrant>((resolve) => {
@@ -160,14 +191,17 @@ export class Collapser {
               releaseLocal: () => {
                 if (!released) settle('stored');
               },
+              share: (fill: SharedFill) => {
+                if (!released) this.remote.share?.(key, r.token, fill);
+              },
             });
             return;
           }
           if (done) return;
           done = true;
           clearTimeout(timer);
-          settle(r.outcome);
-          resolve({ role: 'reader', outcome: r.outcome });
+          settle(r.outcome, r.shared);
+          resolve(r.shared ? { role: 'reader', outcome: r.outcome, shared: r.shared } : { role: 'reader', outcome: r.outcome });
         },
         () => {
           if (done) return;
@@ -205,10 +239,10 @@ export class Collapser {
 
   private waitLocally(p: Pending): Promise<LockGrant> {
     return new Promise((resolve) => {
-      const onDone = (outcome: FillOutcome | 'timeout') => {
+      const onDone = (outcome: FillOutcome | 'timeout', shared?: SharedFill) => {
         clearTimeout(timer);
         p.waiters.delete(onDone);
-        resolve({ role: 'reader', outcome });
+        resolve(shared ? { role: 'reader', outcome, shared } : { role: 'reader', outcome });
       };
       const timer = setTimeout(() => onDone('timeout'), this.timeoutMs);
       timer.unref();

@@ -1,11 +1,20 @@
 // The messages between a node's primary and its workers, and the worker side of the coordinator.
-import type { FillOutcome, RemoteAcquire, RemoteLock } from '../cache/lock.ts';
-import type { PurgeSpec } from '../cache/storage/tier.ts';
+import type { FillOutcome, RemoteAcquire, RemoteLock, SharedFill } from '../cache/lock.ts';
+import type { PurgeSpec, StoredMeta } from '../cache/storage/tier.ts';
 import type { CuStatus } from '../compute/registry.ts';
 import type { CuHostServices } from '../compute/runtime.ts';
 import type { StoreSnapshot } from '../compute/store/store.ts';
 import { IpcRateLimitChannel, type RateLimitPrimaryMessage, type RateLimitWorkerMessage } from '../security/ratelimit/channel.ts';
 import type { Coordinator, PurgeHandler } from './coordinator.ts';
+
+/** A SharedFill as it crosses the IPC channel (JSON): the body in base64. */
+export interface WireFill {
+  readonly meta: StoredMeta;
+  readonly body: string;
+}
+
+export const toWire = (f: SharedFill): WireFill => ({ meta: f.meta, body: f.body.toString('base64') });
+export const fromWire = (w: WireFill): SharedFill => ({ meta: w.meta, body: Buffer.from(w.body, 'base64') });
 
 export type WorkerMessage =
   | { readonly t: 'outpost:ready'; readonly port: number; readonly tlsPort?: number }
@@ -13,6 +22,7 @@ export type WorkerMessage =
   | { readonly t: 'outpost:hello' }
   | { readonly t: 'outpost:lock'; readonly id: number; readonly key: string }
   | { readonly t: 'outpost:unlock'; readonly key: string; readonly token: number; readonly outcome: FillOutcome }
+  | { readonly t: 'outpost:lock-share'; readonly key: string; readonly token: number; readonly fill: WireFill }
   | { readonly t: 'outpost:purge'; readonly id: number; readonly spec: PurgeSpec; readonly soft: boolean }
   | { readonly t: 'outpost:purged-local'; readonly id: number; readonly count: number }
   | { readonly t: 'outpost:svc'; readonly id: number; readonly kind: 'redis' | 'shared'; readonly name: string; readonly args: readonly unknown[] }
@@ -20,7 +30,8 @@ export type WorkerMessage =
   | RateLimitWorkerMessage;
 
 export type PrimaryMessage =
-  | ({ readonly t: 'outpost:lock-res'; readonly id: number } & RemoteAcquire)
+  | { readonly t: 'outpost:lock-res'; readonly id: number; readonly granted: true; readonly token: number }
+  | { readonly t: 'outpost:lock-res'; readonly id: number; readonly granted: false; readonly outcome: FillOutcome; readonly fill?: WireFill }
   | { readonly t: 'outpost:purge-res'; readonly id: number; readonly count: number; readonly error?: string }
   | { readonly t: 'outpost:purge-local'; readonly id: number; readonly spec: PurgeSpec; readonly soft: boolean }
   | { readonly t: 'outpost:shutdown' }
@@ -61,6 +72,7 @@ export class WorkerCoordinator implements Coordinator {
           this.send({ t: 'outpost:lock', id, key });
         }),
       release: (key, token, outcome) => this.send({ t: 'outpost:unlock', key, token, outcome }),
+      share: (key, token, fill) => this.send({ t: 'outpost:lock-share', key, token, fill: toWire(fill) }),
     };
   }
 
@@ -100,7 +112,8 @@ export class WorkerCoordinator implements Coordinator {
       case 'outpost:lock-res': {
         const w = this.lockWaits.get(m.id);
         this.lockWaits.delete(m.id);
-        w?.(m.granted ? { granted: true, token: m.token } : { granted: false, outcome: m.outcome });
+        if (m.granted) w?.({ granted: true, token: m.token });
+        else w?.(m.fill ? { granted: false, outcome: m.outcome, shared: fromWire(m.fill) } : { granted: false, outcome: m.outcome });
         break;
       }
       case 'outpost:purge-res': {

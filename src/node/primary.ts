@@ -9,7 +9,7 @@ import { AggregatorRegistry } from 'prom-client';
 import { compileCacheKey } from '../cache/key.ts';
 import { LockTable } from '../cache/lock.ts';
 import type { PurgeSpec } from '../cache/storage/tier.ts';
-import { isOutpostMessage, type PrimaryMessage, type WorkerMessage } from '../cluster/ipc.ts';
+import { isOutpostMessage, type PrimaryMessage, type WireFill, type WorkerMessage } from '../cluster/ipc.ts';
 import type { OutpostConfig } from '../config/load.ts';
 import { ComputePlane } from '../compute/plane.ts';
 import { createAdminServer } from '../control/admin.ts';
@@ -54,7 +54,8 @@ export async function runPrimary(config: OutpostConfig, log: Logger): Promise<Ru
   const disk = config.cache.disk.enabled
     ? await (await import('../cache/storage/disk.ts')).DiskTier.open({ path: config.cache.disk.path, maxBytes: config.cache.disk.maxBytes, maxObjectBytes: config.cache.disk.maxObjectBytes })
     : undefined;
-  const locks = new LockTable({ maxAgeMs: config.cache.lock.timeout * 2 });
+  // Fills shared between workers pass through in their wire form.
+  const locks = new LockTable<WireFill>({ maxAgeMs: config.cache.lock.timeout * 2 });
   const token = randomBytes(16).toString('hex');
   const keyOf = compileCacheKey(config.cache.key);
   const pools = Object.keys(config.upstream.pools);
@@ -161,12 +162,15 @@ export async function runPrimary(config: OutpostConfig, log: Logger): Promise<Ru
       }
       case 'outpost:lock': {
         const id = m.id;
-        const token = locks.acquire(m.key, String(worker.id), (outcome) => send(worker, { t: 'outpost:lock-res', id, granted: false, outcome }));
+        const token = locks.acquire(m.key, String(worker.id), (outcome, fill) => send(worker, { t: 'outpost:lock-res', id, granted: false, outcome, ...(fill ? { fill } : {}) }));
         if (token !== undefined) send(worker, { t: 'outpost:lock-res', id, granted: true, token });
         break;
       }
       case 'outpost:unlock':
         locks.release(m.key, m.token, m.outcome);
+        break;
+      case 'outpost:lock-share':
+        locks.share(m.key, m.token, m.fill);
         break;
       case 'outpost:rl-lease':
       case 'outpost:rl-return':

@@ -73,12 +73,18 @@ describe('a node with two worker processes', () => {
     expect(slowest).toBeLessThan(200 + 5000);
   });
 
-  it('asks the origin at most once per worker when there is no shared disk tier', async () => {
+  it("hands the fill to the other worker's waiters over IPC: one origin request even without a shared disk tier", async () => {
     const n = await start({ cache: { disk: { enabled: false } } });
-    const p = '/herd-ram-only?delay=200&max_age=60';
+    // A slow origin, so that every request is waiting before the fill is done.
+    const p = '/herd-ram-only?delay=1000&max_age=60';
     const results = await fanOut(n.base + p, 400);
     expect(results.every((r) => r.status === 200)).toBe(true);
-    expect(originHits(origin, p)).toBeLessThanOrEqual(2);
+    expect(new Set(results.map((r) => r.body)).size).toBe(1);
+    expect(originHits(origin, p)).toBe(1);
+    // Both workers now hold it in RAM.
+    const again = await fanOut(n.base + p, 20);
+    expect(again.every((r) => r.cache === 'HIT')).toBe(true);
+    expect(originHits(origin, p)).toBe(1);
   });
 
   it("shares one worker's fill with every worker through the disk tier", async () => {
