@@ -79,7 +79,8 @@ export function parseHead(chunk: Buffer, maxHeaderBytes: number): FastRequest | 
   if (method === undefined || eol < method.length + 10 || !s.startsWith(' HTTP/1.1', eol - 9)) return undefined;
   const url = s.slice(method.length + 1, eol - 9);
   if (!TARGET.test(url)) return undefined;
-  // Null prototype: a header named __proto__ or constructor is just a header.
+  // A plain object: a header named __proto__ or constructor meets the prototype's member below and
+  // the request goes to node:http.
   const headers: Record<string, string> = {};
   const raw: string[] = [];
   let host = false;
