@@ -52,6 +52,49 @@ describe('filling the cache from the origin', () => {
     expect(await done).toEqual({ stored: true, bytes: 3 });
   });
 
+  it("commits the fastest tier without waiting for a slower tier's writes, which that tier's commit waits for", async () => {
+    const ram = handle();
+    let wrote: () => void = () => undefined;
+    const disk = handle();
+    const diskWrites: string[] = [];
+    disk.write = (c: Buffer) =>
+      new Promise<void>((resolve) => {
+        wrote = () => {
+          diskWrites.push(c.toString());
+          resolve();
+        };
+      });
+    let committedDisk = false;
+    disk.commit = async () => {
+      committedDisk = true;
+      return true;
+    };
+    let ready = 0;
+    const done = fillFromOrigin(Readable.from([Buffer.from('ab')]), [ram, disk], null, meta, () => ready++);
+    await tick();
+    ram.finishCommit(true);
+    await tick();
+    expect([ready, committedDisk, diskWrites]).toEqual([1, false, []]);
+    wrote();
+    expect(await done).toEqual({ stored: true, bytes: 2 });
+    expect([committedDisk, diskWrites]).toEqual([true, ['ab']]);
+  });
+
+  it('loses only the slower copy when a slower tier fails after the fastest committed', async () => {
+    const ram = handle();
+    const disk = handle();
+    let aborted = false;
+    disk.write = () => Promise.reject(new Error('disk full'));
+    disk.abort = async () => {
+      aborted = true;
+    };
+    const done = fillFromOrigin(Readable.from([Buffer.from('ab')]), [ram, disk], null, meta);
+    await tick();
+    ram.finishCommit(true);
+    expect(await done).toEqual({ stored: true, bytes: 2 });
+    expect([aborted, disk.committing]).toEqual([true, false]);
+  });
+
   it('does not say a tier is ready when the fastest one refused the object', async () => {
     const [ram, disk] = [handle(), handle()];
     let ready = 0;
