@@ -584,8 +584,14 @@ Together: ~56,000 → ~75,000 req/s for 1 KB HITs on one core (+30 %), 18 → ~1
   client's CPU it causes cost ~15 µs (a third of Outpost's CPU per request, and more the slower the server
   is, since the client's CPU idles and must be woken each time). What is left of user time is spread thin:
   the head parser (~2 µs), the driver's async phases and promise chain (~3 µs), rendering the response
-  head (~1.5 µs), the cache lookup (~2 µs). A response head pre-rendered per stored entry and a synchronous
-  RAM-hit path are the next steps.
+  head (~1.5 µs), the cache lookup (~2 µs). The RAM HIT is now answered without a promise (+15 %, A/B).
+  A response head pre-rendered per stored entry is the next step.
+- **16 KB HITs** were a third slower than 1 KB ones (nginx's barely differ): \`perf\` showed V8 in major
+  GCs a fifth of the time, started for *external memory pressure*. The fast lane copied head and body
+  into one new buffer per response, and at 16 KB that is 400 MB/s of ArrayBuffers outside the V8 heap.
+  Bodies over 4 KiB now go out in one corked \`writev\` of the head and the stored buffer itself (no
+  copy; below 4 KiB the copy is as fast, measured with a bare socket server): 37.1k against 26.1k req/s,
+  26.5 against 38.3 µs of CPU per request, A/B over 6 rounds. \`node bench/profile.ts --path /static/16k\`.
 - **HIT vs Varnish (1 KB, 16 KB)**: 0.80–0.92 on the Xeon VM; see the bars above for the current one.
 - **Computing units (issue 4)**: isolated-vm's per-call time limit is put on a grid (a timer thread that
   woke once per CU run cost ~33 µs per request: deadlines now fall on a grid of a fifth of the limit, at
@@ -598,12 +604,18 @@ Together: ~56,000 → ~75,000 req/s for 1 KB HITs on one core (+30 %), 18 → ~1
   idling), above the 8 µs per CU the bar allows, so that bar cannot be met here by any design that enters
   an isolate per request; one call per phase for all of a worker's CUs would pay the entry once for 5 CUs
   but not for 1.
-- **Herd p99 (2 workers)**: a timeline of one herd on the current VM, from the first request's arrival:
-  the writer takes the lock after 4–20 ms (the worker is also accepting the 200 connections), the origin's
-  headers come 204–226 ms later, the fill's disk commit takes ~6 ms before the waiters are released, waking
-  them 1–5 ms, and writing ~100 responses per worker 8–20 ms. Waiters in the other worker used to open and
-  read the body file each (through libuv's 4-thread pool); one read is now shared. Releasing a worker's own
-  waiters after the RAM commit, before the disk commit, would take ~6 ms off half the clients.
+- **Herd p99 (2 workers)**: \`node bench/herd-timeline.ts --roots A,B\` runs herds against two checkouts,
+  interleaved. What a herd's time went to, from the first request's arrival (timestamps in the fill
+  path): the writer's lock grant comes after 7–15 ms, because each worker answers the IPC reply only
+  after it has taken in the ~100 requests that arrived with the first (the client, both workers and the
+  origin share 2 CPUs); the origin's headers 205–208 ms later; then the RAM commit; then, before this
+  round, the disk's commit (11–13 ms under the herd: a data sync of the body and an LMDB commit) before
+  any waiter was woken, and 100 index reads and stats in the other worker. Now the fill keeps pace with
+  RAM only (the disk's writes follow), the writer's worker wakes its waiters at the RAM commit, the
+  other worker gets the object over IPC at the same moment (≤ 256 KiB, no Vary) and puts it in its RAM,
+  and the waiters one fill wakes share one lookup. Every waiter is now answered 1–5 ms after the RAM
+  commit. Median p99 over 12 interleaved herds: 220.5 ms against 233.7 ms before. What is left over
+  Varnish is the lock grant's wait for the arrivals, and the origin request itself.
 - **Bench runner edge case**: a phase that has only non-repeated Outpost-only scenarios selected (e.g.
   \`--only cu\` with several servers) can find no Outpost server running; run such scenarios with a
   throughput scenario of the same phase, as the full plan does.

@@ -211,6 +211,8 @@ export class HttpCache {
   private readonly promoting = new Set<string>();
   /** Bodies read once from a slower tier for every request of this worker woken by one fill (see sharedRead). */
   private readonly sharedReads = new Map<string, Promise<StoredBody | undefined>>();
+  /** Fills whose response has been handed out, until every tier has committed (drain). */
+  private readonly fills = new Set<Promise<void>>();
   /** Fills other workers shared (SharedFill), being put in RAM: once for all the waiters they woke. */
   private readonly adopting = new WeakMap<SharedFill, Promise<boolean>>();
   private readonly woken = new Map<string, { vary: readonly string[]; suffix: string; entry: Promise<StoredEntry | undefined> }>();
@@ -377,6 +379,22 @@ export class HttpCache {
     }
     const body = await read;
     return body === undefined ? undefined : { meta: e.meta, body };
+  }
+
+  /** Keeps a fill that runs on after its response until it has committed everywhere (see drain). */
+  private track(fill: Promise<void>): void {
+    const done: Promise<void> = fill
+      .catch((err: unknown) => this.deps.log.warn({ err }, 'cache fill failed after its response'))
+      .finally(() => this.fills.delete(done));
+    this.fills.add(done);
+  }
+
+  /**
+   * Waits for the fills still committing: a response may be complete before the slower tiers have
+   * the object (fill.ts), and a node shutting down must not lose what it has just served.
+   */
+  async drain(): Promise<void> {
+    while (this.fills.size > 0) await Promise.allSettled([...this.fills]);
   }
 
   /** Puts an object another worker shared into this worker's RAM, for the waiters it woke. */
@@ -635,7 +653,7 @@ export class HttpCache {
       grant?.releaseLocal?.();
       this.shareFill(grant, storageKey);
     };
-    void fillFromOrigin(res.body, writers, client, makeMeta, firstCommitted).then(fillDone);
+    this.track(fillFromOrigin(res.body, writers, client, makeMeta, firstCommitted).then(fillDone));
     return out;
   }
 
@@ -688,7 +706,7 @@ export class HttpCache {
       out = { status: res.status, headers: h, body: client };
     }
     const w = new CompressingWrite({ coding, options: c.options, ...writers, client, onCompressed: (i, o) => c.counted(coding, i, o) });
-    void fillFromOrigin(res.body, [w], null, makeMeta).then(fillDone);
+    this.track(fillFromOrigin(res.body, [w], null, makeMeta).then(fillDone));
     return out;
   }
 

@@ -194,6 +194,7 @@ export async function startEdge(o: EdgeOptions): Promise<Edge> {
         listeners.https ? closeGracefully(listeners.https, config.edge.shutdownGrace) : undefined,
       ]);
       await Promise.all([...pools.values()].map((p) => p.close()));
+      await cache.drain();
       await Promise.all(tiers.map((t) => t.close()));
     },
   };

@@ -140,6 +140,8 @@ export class RedisCuStore implements CuStore {
   readonly #client: Client;
   #subscriber: Client | undefined;
   #subscribed: Promise<unknown> | undefined;
+  /** The subscriber connection is up and subscribed (false between a disconnection and its resubscription). */
+  #listening = false;
   readonly #listeners = new Set<() => void>();
   /** Parsed documents by name: a read fetches only those whose version changed. */
   readonly #docs = new Map<string, StoredDoc>();
@@ -178,11 +180,12 @@ export class RedisCuStore implements CuStore {
     this.#client.on('error', (err: Error) => {
       this.#lastError = err;
     });
-    // Back after a disconnection: subscribers may have re-read (on their own reconnection) while
-    // this connection was still down, and failed; now a read can succeed.
+    // Back after a disconnection: changes announced meanwhile were missed, so listeners re-read,
+    // once both connections are back: here if the subscriber is (or there is none), else when it
+    // has subscribed again (#startSubscriber). So a read never runs on a connection still down.
     let connectedBefore = false;
     this.#client.on('ready', () => {
-      if (connectedBefore) this.#fire();
+      if (connectedBefore && (this.#subscriber === undefined || this.#listening)) this.#fire();
       connectedBefore = true;
     });
   }
@@ -378,6 +381,7 @@ export class RedisCuStore implements CuStore {
       if (this.#listeners.size === 0 && this.#subscriber === sub) {
         this.#subscriber = undefined;
         this.#subscribed = undefined;
+        this.#listening = false;
         sub.disconnect();
       }
     };
@@ -404,17 +408,21 @@ export class RedisCuStore implements CuStore {
         connectedBefore = true;
         return;
       }
-      // Back after a disconnection: changes announced meanwhile were missed. Once subscribed again
-      // (this SUBSCRIBE's reply comes after ioredis's own resubscription), tell listeners to re-read;
-      // unless the command connection is still down: its own 'ready' tells them (a read now would
-      // only fail and report the store unreachable for a moment).
+      // Back after a disconnection: once subscribed again (this SUBSCRIBE's reply comes after
+      // ioredis's own resubscription), listeners re-read if the command connection is back too.
       sub.subscribe(this.keys.channel).then(() => {
+        this.#listening = true;
         if (this.#client.status === 'ready') fire();
       }, () => undefined);
     });
+    sub.on('close', () => {
+      this.#listening = false;
+    });
     this.#subscriber = sub;
     this.#subscribed = sub.subscribe(this.keys.channel);
-    this.#subscribed.catch(() => undefined);
+    this.#subscribed.then(() => {
+      this.#listening = true;
+    }, () => undefined);
     return sub;
   }
 
