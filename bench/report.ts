@@ -632,6 +632,7 @@ node bench/profile.ts --servers outpost,outpost@/path/to/other/checkout  # A/B t
 node bench/profile.ts --path /static/16k --workers 2 --keep /tmp/prof    # keep the .cpuprofile files
 node bench/profile-summary.ts /tmp/prof/*.cpuprofile --top 40            # summarise a profile again
 node bench/isolate-floor.ts --rounds 3       # what an empty isolated-vm call costs a minimal server here
+node bench/herd-timeline.ts --roots /work/main,/path/to/other/checkout --runs 12  # herds, A/B, p99 per run
 \`\`\`
 
 \`OUTPOST_CPU_PROF_DIR=dir outpost start\` makes every worker write a V8 CPU profile (\`--cpu-prof\`) into
