@@ -215,6 +215,7 @@ export class HttpCache {
   private readonly fills = new Set<Promise<void>>();
   /** Fills other workers shared (SharedFill), being put in RAM: once for all the waiters they woke. */
   private readonly adopting = new WeakMap<SharedFill, Promise<boolean>>();
+  /** What the first of the waiters one fill woke found, per key, until the next turn (wokenLookup). */
   private readonly woken = new Map<string, { vary: readonly string[]; suffix: string; entry: Promise<StoredEntry | undefined> }>();
   private readonly revalidating = new Set<string>();
   private readonly purges = new PurgeLog();
