@@ -31,7 +31,7 @@ export type LockGrant =
        * that can only read it from a shared tier still being written.
        */
       releaseLocal?(): void;
-      /** Hands the stored object to the other workers' waiters (see SharedFill); present only across workers. */
+      /** Hands the stored object to the requests other workers queued for it (see SharedFill). */
       share?(fill: SharedFill): void;
     }
   | { readonly role: 'reader'; readonly outcome: FillOutcome | 'timeout'; readonly shared?: SharedFill };
@@ -39,6 +39,15 @@ export type LockGrant =
 export type RemoteAcquire =
   | { readonly granted: true; readonly token: number }
   | { readonly granted: false; readonly outcome: FillOutcome; readonly shared?: SharedFill };
+
+/** A waiter's answer, with the shared fill when there is one (no `shared: undefined`). */
+export function notGranted(outcome: FillOutcome, shared: SharedFill | undefined): RemoteAcquire {
+  return shared ? { granted: false, outcome, shared } : { granted: false, outcome };
+}
+
+function readerGrant(outcome: FillOutcome | 'timeout', shared: SharedFill | undefined): LockGrant {
+  return shared ? { role: 'reader', outcome, shared } : { role: 'reader', outcome };
+}
 
 /** Transport from a worker to the node-wide LockTable. */
 export interface RemoteLock {
@@ -118,7 +127,7 @@ export class InProcessLock implements RemoteLock {
   }
   acquire(key: string): Promise<RemoteAcquire> {
     return new Promise((resolve) => {
-      const token = this.table.acquire(key, 'local', (outcome, shared) => resolve(shared ? { granted: false, outcome, shared } : { granted: false, outcome }));
+      const token = this.table.acquire(key, 'local', (outcome, shared) => resolve(notGranted(outcome, shared)));
       if (token !== undefined) resolve({ granted: true, token });
     });
   }
@@ -201,7 +210,7 @@ export class Collapser {
           done = true;
           clearTimeout(timer);
           settle(r.outcome, r.shared);
-          resolve(r.shared ? { role: 'reader', outcome: r.outcome, shared: r.shared } : { role: 'reader', outcome: r.outcome });
+          resolve(readerGrant(r.outcome, r.shared));
         },
         () => {
           if (done) return;
@@ -242,7 +251,7 @@ export class Collapser {
       const onDone = (outcome: FillOutcome | 'timeout', shared?: SharedFill) => {
         clearTimeout(timer);
         p.waiters.delete(onDone);
-        resolve(shared ? { role: 'reader', outcome, shared } : { role: 'reader', outcome });
+        resolve(readerGrant(outcome, shared));
       };
       const timer = setTimeout(() => onDone('timeout'), this.timeoutMs);
       timer.unref();

@@ -1,5 +1,5 @@
 // The messages between a node's primary and its workers, and the worker side of the coordinator.
-import type { FillOutcome, RemoteAcquire, RemoteLock, SharedFill } from '../cache/lock.ts';
+import { notGranted, type FillOutcome, type RemoteAcquire, type RemoteLock, type SharedFill } from '../cache/lock.ts';
 import type { PurgeSpec, StoredMeta } from '../cache/storage/tier.ts';
 import type { CuStatus } from '../compute/registry.ts';
 import type { CuHostServices } from '../compute/runtime.ts';
@@ -113,7 +113,7 @@ export class WorkerCoordinator implements Coordinator {
         const w = this.lockWaits.get(m.id);
         this.lockWaits.delete(m.id);
         if (m.granted) w?.({ granted: true, token: m.token });
-        else w?.(m.fill ? { granted: false, outcome: m.outcome, shared: fromWire(m.fill) } : { granted: false, outcome: m.outcome });
+        else w?.(notGranted(m.outcome, m.fill && fromWire(m.fill)));
         break;
       }
       case 'outpost:purge-res': {
