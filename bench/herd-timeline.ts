@@ -7,11 +7,9 @@ import { mkdtempSync, mkdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { connect, type Socket } from 'node:net';
-import { performance } from 'node:perf_hooks';
 import { startOrigin } from './servers/origin.ts';
 import * as outpost from './servers/outpost.ts';
-import { responseReader } from './load/http1-reader.ts';
+import { runHerd } from './load/herd.ts';
 import { percentile, round } from './stats.ts';
 
 const { values } = parseArgs({
@@ -27,34 +25,6 @@ const roots = values.roots?.split(',') ?? [here];
 const nodePath = join(here, 'node_modules/.bin/node');
 const clients = Number(values.clients);
 
-const open = (port: number): Promise<Socket> =>
-  new Promise((resolve, reject) => {
-    const s = connect({ host: '127.0.0.1', port, noDelay: true });
-    s.once('connect', () => resolve(s));
-    s.once('error', reject);
-  });
-
-/** One herd: every client's time from its request to its whole response, in ms, sorted. */
-async function herd(port: number, path: string): Promise<number[]> {
-  const sockets = await Promise.all(Array.from({ length: clients }, () => open(port)));
-  const req = Buffer.from(`GET ${path} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n`);
-  const latencies = await Promise.all(
-    sockets.map(
-      (s) =>
-        new Promise<number>((resolve) => {
-          const reader = responseReader();
-          const sent = performance.now();
-          s.on('data', (c: Buffer) => {
-            if (reader.push(c) !== undefined) resolve(performance.now() - sent);
-          });
-          s.write(req);
-        }),
-    ),
-  );
-  for (const s of sockets) s.destroy();
-  return latencies.sort((a, b) => a - b);
-}
-
 const dir = mkdtempSync(join(tmpdir(), 'herd-timeline-'));
 const origin = await startOrigin(here, nodePath);
 const servers = await Promise.all(
@@ -67,8 +37,12 @@ const p99s = roots.map((): number[] => []);
 try {
   for (let run = 0; run <= Number(values.runs); run++) {
     for (let i = 0; i < servers.length; i++) {
-      const lat = await herd(servers[i]!.port, `/herd/t${Date.now()}-${run}?delay=200&max_age=60`);
+      const { latenciesMs: lat } = await runHerd({ port: servers[i]!.port, path: `/herd/t${Date.now()}-${run}?delay=200&max_age=60`, clients, timeoutMs: 10_000 });
       if (run === 0) continue; // warms the path, as the bench does
+      if (lat.length === 0) {
+        console.log(`${roots[i]} run ${run}: no client was answered`);
+        continue;
+      }
       p99s[i]!.push(percentile(lat, 99));
       console.log(`${roots[i]} run ${run}: min ${round(lat[0]!)} p50 ${round(percentile(lat, 50))} p99 ${round(percentile(lat, 99))} max ${round(lat.at(-1)!)} ms`);
       if (values.histogram) {

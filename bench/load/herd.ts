@@ -21,6 +21,8 @@ export interface HerdResult {
   readonly maxMs: number;
   /** Time the write loop took: how "at once" the herd really was. */
   readonly writeSpreadMs: number;
+  /** Every answered client's latency, sorted. */
+  readonly latenciesMs: readonly number[];
 }
 
 function open(port: number, timeoutMs: number): Promise<Socket> {
@@ -79,7 +81,7 @@ export async function runHerd(load: HerdLoad): Promise<HerdResult> {
   await Promise.race([Promise.all(done), timedOut]);
   clearTimeout(timer);
   for (const c of clients) c.socket.destroy();
-  const latencies = clients.filter((c) => c.ok).map((c) => c.latency);
+  const latencies = clients.filter((c) => c.ok).map((c) => c.latency).sort((a, b) => a - b);
   return {
     clients: load.clients,
     ok: latencies.length,
@@ -88,5 +90,6 @@ export async function runHerd(load: HerdLoad): Promise<HerdResult> {
     p99Ms: round(percentile(latencies, 99)),
     maxMs: round(percentile(latencies, 100)),
     writeSpreadMs: round(writeSpreadMs),
+    latenciesMs: latencies,
   };
 }
